@@ -1,0 +1,37 @@
+# EFSC — the two commands a user needs: `make demo` and `make test`.
+# Both install missing system packages (Debian/Ubuntu, via apt-get) first.
+
+SWIFT    ?= swift
+DEPS     := pkg-config mosquitto mosquitto-clients libmosquitto-dev librocksdb-dev libssl-dev
+EFSC_BIN := .build/release/efsc
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+# Installs only the packages that are absent; a no-op on a prepared machine.
+deps:
+	@missing=""; \
+	for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product efsc
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+demo: build
+	EFSC=$(EFSC_BIN) bash scripts/demo.sh
+
+bench: build
+	$(EFSC_BIN) bench issue --claim-bytes 1024,2048,4096 --seconds 3
+	$(EFSC_BIN) bench verify --claim-bytes 1024,2048,4096 --seconds 3
+
+clean:
+	rm -rf .build demo-out

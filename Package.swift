@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "EFSC",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "efsc", targets: ["efsc"]),
+        .library(name: "EFSCCore", targets: ["EFSCCore"]),
+        .library(name: "EFSCIdentity", targets: ["EFSCIdentity"]),
+        .library(name: "EFSCCredentials", targets: ["EFSCCredentials"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
+    ],
+    targets: [
+        // C libraries, each wrapped once by a thin Swift module.
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(
+            name: "CRocksDB", pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]),
+
+        // Layer 1: crypto + canonical JSON.
+        .target(name: "EFSCCore", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "BigInt", package: "BigInt"),
+        ]),
+        // Layer 2: DIDs.
+        .target(name: "EFSCIdentity", dependencies: ["EFSCCore"]),
+        // Layer 3: VCs, Data Integrity proofs, templates, TIC/TSC.
+        .target(name: "EFSCCredentials", dependencies: ["EFSCCore", "EFSCIdentity"]),
+        // Layer 4: storage and bus wrappers.
+        .target(name: "EFSCStore", dependencies: ["CRocksDB"]),
+        .target(name: "EFSCBus", dependencies: ["CMosquitto"]),
+        // Layer 5: CLI commands as a library so tests can drive them in-process.
+        .target(name: "EFSCCLI", dependencies: [
+            "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "efsc", dependencies: ["EFSCCLI"]),
+
+        .testTarget(name: "EFSCCoreTests", dependencies: ["EFSCCore"]),
+        .testTarget(name: "EFSCIdentityTests", dependencies: ["EFSCIdentity"]),
+        .testTarget(name: "EFSCCredentialsTests", dependencies: ["EFSCCredentials"]),
+        .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
+        .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI"]),
+    ]
+)

@@ -1,0 +1,1 @@
+public enum EFSCMain { public static func main() async {} }

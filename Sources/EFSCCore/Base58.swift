@@ -1,0 +1,100 @@
+/// Bitcoin-alphabet base58, the `z` encoding of multibase used by did:key and
+/// Data Integrity proof values.
+public enum Base58 {
+    static let alphabet: [UInt8] = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
+    static let decodeTable: [Int8] = {
+        var t = [Int8](repeating: -1, count: 256)
+        for (i, c) in alphabet.enumerated() { t[Int(c)] = Int8(i) }
+        return t
+    }()
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var zeros = 0
+        while zeros < bytes.count && bytes[zeros] == 0 { zeros += 1 }
+        // log(256)/log(58) ≈ 1.366
+        var b58 = [UInt8](repeating: 0, count: (bytes.count - zeros) * 138 / 100 + 1)
+        var length = 0
+        for byte in bytes[zeros...] {
+            var carry = Int(byte)
+            var i = 0
+            var k = b58.count - 1
+            while (carry != 0 || i < length) && k >= 0 {
+                carry += 256 * Int(b58[k])
+                b58[k] = UInt8(carry % 58)
+                carry /= 58
+                i += 1
+                k -= 1
+            }
+            length = i
+        }
+        var start = b58.count - length
+        while start < b58.count && b58[start] == 0 { start += 1 }
+        var out = [UInt8](repeating: alphabet[0], count: zeros)
+        out.reserveCapacity(zeros + b58.count - start)
+        for d in b58[start...] { out.append(alphabet[Int(d)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes base58btc; `nil` when a character is outside the alphabet.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        var zeros = 0
+        while zeros < chars.count && chars[zeros] == alphabet[0] { zeros += 1 }
+        var b256 = [UInt8](repeating: 0, count: (chars.count - zeros) * 733 / 1000 + 1)
+        var length = 0
+        for c in chars[zeros...] {
+            let v = decodeTable[Int(c)]
+            if v < 0 { return nil }
+            var carry = Int(v)
+            var i = 0
+            var k = b256.count - 1
+            while (carry != 0 || i < length) && k >= 0 {
+                carry += 58 * Int(b256[k])
+                b256[k] = UInt8(carry % 256)
+                carry /= 256
+                i += 1
+                k -= 1
+            }
+            length = i
+        }
+        var start = b256.count - length
+        while start < b256.count && b256[start] == 0 { start += 1 }
+        return [UInt8](repeating: 0, count: zeros) + b256[start...]
+    }
+}
+
+/// Lower-case hex, for hashes shown to people and stored as keys.
+public enum Hex {
+    static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        var out: [UInt8] = []
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        let u = Array(text.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 2)
+        func nib(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            case 0x41...0x46: return c - 0x41 + 10
+            default: return nil
+            }
+        }
+        var i = 0
+        while i < u.count {
+            guard let h = nib(u[i]), let l = nib(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+}

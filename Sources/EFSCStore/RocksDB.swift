@@ -1,0 +1,152 @@
+import CRocksDB
+
+/// A failure reported by RocksDB, with its own message.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public var description: String { "storage error: \(message)" }
+}
+
+/// A RocksDB database. The only place the RocksDB C API is touched: callers
+/// see byte arrays and Swift errors. Writes made with `sync: true` are on disk
+/// (WAL fsync'd) when the call returns, which is what "persist before you
+/// acknowledge" relies on.
+public final class RocksDB: @unchecked Sendable {
+    // RocksDB handles are thread-safe for concurrent reads and writes.
+    private let db: OpaquePointer
+    private let options: OpaquePointer
+    private let readOptions: OpaquePointer
+    private let syncWrite: OpaquePointer
+    private let asyncWrite: OpaquePointer
+    public let path: String
+
+    public init(path: String, createIfMissing: Bool = true) throws {
+        self.path = path
+        options = rocksdb_options_create()
+        rocksdb_options_set_create_if_missing(options, createIfMissing ? 1 : 0)
+        rocksdb_options_increase_parallelism(options, 2)
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let handle = rocksdb_open(options, path, &err)
+        if let e = err {
+            let msg = String(cString: e)
+            rocksdb_free(e)
+            rocksdb_options_destroy(options)
+            throw StoreError(message: "cannot open \(path): \(msg)")
+        }
+        db = handle!
+        readOptions = rocksdb_readoptions_create()
+        syncWrite = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_set_sync(syncWrite, 1)
+        asyncWrite = rocksdb_writeoptions_create()
+    }
+
+    deinit {
+        rocksdb_close(db)
+        rocksdb_readoptions_destroy(readOptions)
+        rocksdb_writeoptions_destroy(syncWrite)
+        rocksdb_writeoptions_destroy(asyncWrite)
+        rocksdb_options_destroy(options)
+    }
+
+    private static func check(_ err: UnsafeMutablePointer<CChar>?, _ what: String) throws {
+        if let e = err {
+            let msg = String(cString: e)
+            rocksdb_free(e)
+            throw StoreError(message: "\(what): \(msg)")
+        }
+    }
+
+    public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool = true) throws {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: CChar.self) { kc in
+                    v.withMemoryRebound(to: CChar.self) { vc in
+                        rocksdb_put(db, sync ? syncWrite : asyncWrite, kc.baseAddress, k.count, vc.baseAddress, v.count, &err)
+                    }
+                }
+            }
+        }
+        try Self.check(err, "put")
+    }
+
+    public func get(_ key: [UInt8]) throws -> [UInt8]? {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        var len = 0
+        let p = key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { kc in
+                rocksdb_get(db, readOptions, kc.baseAddress, k.count, &len, &err)
+            }
+        }
+        try Self.check(err, "get")
+        guard let p else { return nil }
+        defer { rocksdb_free(p) }
+        return p.withMemoryRebound(to: UInt8.self, capacity: len) { Array(UnsafeBufferPointer(start: $0, count: len)) }
+    }
+
+    public func delete(_ key: [UInt8], sync: Bool = true) throws {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { kc in
+                rocksdb_delete(db, sync ? syncWrite : asyncWrite, kc.baseAddress, k.count, &err)
+            }
+        }
+        try Self.check(err, "delete")
+    }
+
+    /// Applies every put/delete of `batch` atomically.
+    public func write(_ batch: WriteBatch, sync: Bool = true) throws {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        rocksdb_write(db, sync ? syncWrite : asyncWrite, batch.handle, &err)
+        try Self.check(err, "write batch")
+    }
+
+    /// All pairs whose key starts with `prefix`, in key order.
+    public func scan(prefix: [UInt8], limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {
+        let it = rocksdb_create_iterator(db, readOptions)!
+        defer { rocksdb_iter_destroy(it) }
+        prefix.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { pc in rocksdb_iter_seek(it, pc.baseAddress, p.count) }
+        }
+        var out: [(key: [UInt8], value: [UInt8])] = []
+        while rocksdb_iter_valid(it) != 0 && out.count < limit {
+            var kl = 0
+            var vl = 0
+            let kp = rocksdb_iter_key(it, &kl)!
+            let vp = rocksdb_iter_value(it, &vl)
+            let key = kp.withMemoryRebound(to: UInt8.self, capacity: kl) { Array(UnsafeBufferPointer(start: $0, count: kl)) }
+            guard key.starts(with: prefix) else { break }
+            let value = vp.map { v in v.withMemoryRebound(to: UInt8.self, capacity: vl) { Array(UnsafeBufferPointer(start: $0, count: vl)) } } ?? []
+            out.append((key, value))
+            rocksdb_iter_next(it)
+        }
+        return out
+    }
+}
+
+/// A set of writes applied atomically by `RocksDB.write`.
+public final class WriteBatch {
+    fileprivate let handle: OpaquePointer
+
+    public init() { handle = rocksdb_writebatch_create() }
+    deinit { rocksdb_writebatch_destroy(handle) }
+
+    public func put(_ key: [UInt8], _ value: [UInt8]) {
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: CChar.self) { kc in
+                    v.withMemoryRebound(to: CChar.self) { vc in
+                        rocksdb_writebatch_put(handle, kc.baseAddress, k.count, vc.baseAddress, v.count)
+                    }
+                }
+            }
+        }
+    }
+
+    public func delete(_ key: [UInt8]) {
+        key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { kc in rocksdb_writebatch_delete(handle, kc.baseAddress, k.count) }
+        }
+    }
+
+    public var count: Int { Int(rocksdb_writebatch_count(handle)) }
+}

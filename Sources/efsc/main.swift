@@ -1,0 +1,2 @@
+import EFSCCLI
+await EFSCMain.main()
