@@ -11,7 +11,23 @@ public enum DIDKey {
         "did:key:\(key.multibase)#\(key.multibase)"
     }
 
+    /// Resolved documents, kept because deriving the X25519 key costs a
+    /// modular inversion; bounded so hostile input cannot grow it forever.
+    nonisolated(unsafe) private static var cache: [String: DIDDocument] = [:]
+    private static let cacheLock = Lock()
+    public static let cacheLimit = 4096
+
     public static func resolve(_ did: String) throws(DIDError) -> DIDDocument {
+        if let d = cacheLock.withLock({ cache[did] }) { return d }
+        let doc = try resolveUncached(did)
+        cacheLock.withLock {
+            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[did] = doc
+        }
+        return doc
+    }
+
+    static func resolveUncached(_ did: String) throws(DIDError) -> DIDDocument {
         guard did.hasPrefix("did:key:") else { throw .invalidDID(did) }
         let mb = String(did.dropFirst("did:key:".count))
         let key: Ed25519PublicKey

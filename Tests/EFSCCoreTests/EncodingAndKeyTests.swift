@@ -1,0 +1,94 @@
+import Testing
+@testable import EFSCCore
+
+@Suite struct EncodingAndKeyTests {
+    @Test func base58KnownValues() {
+        #expect(Base58.encode(Array("Hello World!".utf8)) == "2NEpo7TZRRrLZSi2U")
+        #expect(Base58.encode([0, 0, 1]) == "112")
+        #expect(Base58.encode([]) == "")
+        #expect(Base58.decode("2NEpo7TZRRrLZSi2U") == Array("Hello World!".utf8))
+        #expect(Base58.decode("112") == [0, 0, 1])
+        #expect(Base58.decode("0OIl") == nil)
+        for n in [1, 2, 31, 32, 34, 64, 100] {
+            let b = Digest.randomBytes(n)
+            #expect(Base58.decode(Base58.encode(b)) == b)
+        }
+    }
+
+    @Test func multibaseErrors() {
+        #expect(throws: MultibaseError.notBase58btc("u123")) { try Multibase.decodeRaw("u123") }
+        #expect(throws: MultibaseError.invalidCharacters) { try Multibase.decodeRaw("z0OIl") }
+        let sk = Ed25519SecretKey()
+        // A secret key is not a public key: the codec prefix tells them apart.
+        #expect(throws: MultibaseError.wrongCodec(expected: "ed25519-pub")) { try Multibase.decode(sk.multibase, as: .ed25519Pub) }
+        let short = Multibase.encode(.ed25519Pub, [1, 2, 3])
+        #expect(throws: MultibaseError.wrongLength(expected: 32, got: 3)) { try Multibase.decode(short, as: .ed25519Pub) }
+    }
+
+    @Test func multikeyPrefixes() throws {
+        let sk = Ed25519SecretKey()
+        #expect(sk.publicKey.multibase.hasPrefix("z6Mk"))
+        #expect(sk.multibase.hasPrefix("z3u2"))
+        let x = sk.derivedKeyAgreementKey()
+        #expect(x.publicKey.multibase.hasPrefix("z6LS"))
+        #expect(try Ed25519SecretKey(multibase: sk.multibase).publicKey == sk.publicKey)
+        #expect(try X25519SecretKey(multibase: x.multibase).publicKey == x.publicKey)
+    }
+
+    @Test func signAndVerify() throws {
+        let sk = Ed25519SecretKey()
+        let msg = Array("settle".utf8)
+        let sig = try sk.sign(msg)
+        #expect(sig.count == 64)
+        #expect(sk.publicKey.isValidSignature(sig, for: msg))
+        #expect(!sk.publicKey.isValidSignature(sig, for: Array("settlE".utf8)))
+        #expect(!Ed25519SecretKey().publicKey.isValidSignature(sig, for: msg))
+        #expect(!sk.publicKey.isValidSignature(Array(sig.dropLast()), for: msg))
+    }
+
+    /// The X25519 secret derived from an Ed25519 seed matches the X25519 public
+    /// key computed from the Ed25519 public key alone (RFC 7748 map).
+    @Test func edwardsToMontgomeryIsConsistent() throws {
+        for _ in 0..<8 {
+            let sk = Ed25519SecretKey()
+            let fromSecret = sk.derivedKeyAgreementKey().publicKey
+            let fromPublic = try KeyConversion.x25519PublicKey(fromEd25519: sk.publicKey)
+            #expect(fromSecret == fromPublic)
+        }
+    }
+
+    @Test func hpkeChallengeRoundTrip() throws {
+        let recipient = Ed25519SecretKey().derivedKeyAgreementKey()
+        let info = Array("efsc-channel-challenge".utf8)
+        let aad = Array("channel-1".utf8)
+        let secret = Digest.randomBytes(32)
+        let (enc, ct) = try recipient.publicKey.seal(secret, info: info, aad: aad)
+        #expect(try recipient.open(encapsulatedKey: enc, ciphertext: ct, info: info, aad: aad) == secret)
+        // Bound to the channel id: another aad fails, and so does another key.
+        #expect(throws: KeyError.decryptionFailed) {
+            try recipient.open(encapsulatedKey: enc, ciphertext: ct, info: info, aad: Array("channel-2".utf8))
+        }
+        #expect(throws: KeyError.decryptionFailed) {
+            try X25519SecretKey().open(encapsulatedKey: enc, ciphertext: ct, info: info, aad: aad)
+        }
+    }
+
+    @Test func invalidKeysAreRejected() {
+        #expect(throws: KeyError.self) { try Ed25519SecretKey(seed: [1, 2, 3]) }
+        #expect(throws: KeyError.self) { try Ed25519PublicKey(raw: Array(repeating: 0, count: 31)) }
+        #expect(throws: (any Error).self) { try Ed25519PublicKey(multibase: "not-a-key") }
+    }
+
+    @Test func dateTimes() {
+        #expect(DateTime.parse("1970-01-01T00:00:00Z") == 0)
+        #expect(DateTime.parse("2023-02-24T23:36:38Z") == 1_677_281_798)
+        #expect(DateTime.parse("2023-02-24T23:36:38.5Z") == 1_677_281_798.5)
+        #expect(DateTime.parse("2023-02-25T01:36:38+02:00") == 1_677_281_798)
+        #expect(DateTime.parse("2024-02-29T00:00:00Z") != nil)
+        for bad in ["2023-02-29T00:00:00Z", "2023-13-01T00:00:00Z", "2023-01-01 00:00:00Z", "2023-01-01T00:00:00", "2023-01-01T24:00:00Z", "yesterday"] {
+            #expect(DateTime.parse(bad) == nil, "\(bad)")
+        }
+        #expect(DateTime.format(1_677_281_798) == "2023-02-24T23:36:38Z")
+        #expect(DateTime.parse(DateTime.now()) != nil)
+    }
+}
