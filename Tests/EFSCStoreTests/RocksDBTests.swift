@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+@testable import EFSCStore
+
+/// Proves the RocksDB wrapper links and behaves: write, read, batch, scan,
+/// and data surviving a close/reopen.
+@Suite struct RocksDBTests {
+    func tempDir() -> String {
+        let p = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-rocks-\(UUID().uuidString)").path
+        return p
+    }
+
+    @Test func writeReadReopen() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let db = try RocksDB(path: dir)
+            try db.put(Array("k1".utf8), Array("v1".utf8))
+            #expect(try db.get(Array("k1".utf8)) == Array("v1".utf8))
+            #expect(try db.get(Array("missing".utf8)) == nil)
+            let b = WriteBatch()
+            b.put(Array("p/a".utf8), [1])
+            b.put(Array("p/b".utf8), [2])
+            b.put(Array("q/a".utf8), [3])
+            b.delete(Array("k1".utf8))
+            #expect(b.count == 4)
+            try db.write(b)
+            #expect(try db.get(Array("k1".utf8)) == nil)
+            let scanned = db.scan(prefix: Array("p/".utf8))
+            #expect(scanned.map(\.value) == [[1], [2]])
+            try db.put([], [])  // empty key and value are legal
+        }
+        let again = try RocksDB(path: dir, createIfMissing: false)
+        #expect(try again.get(Array("p/b".utf8)) == [2])
+        #expect(try again.get([]) == [])
+    }
+
+    @Test func openFailureIsATypedError() {
+        #expect(throws: StoreError.self) { try RocksDB(path: "/proc/efsc-cannot-create-here", createIfMissing: true) }
+        #expect(throws: StoreError.self) { try RocksDB(path: tempDir(), createIfMissing: false) }
+    }
+}
