@@ -55,20 +55,34 @@ struct BenchCommand: AsyncParsableCommand {
             let issuer = DIDKey.did(for: key.publicKey)
             var rows: [BenchSupport.Row] = []
             for size in sizes {
-                let claim = BenchSupport.claim(bytes: size)
+                let claimBytes = try JCS.canonicalize(BenchSupport.claim(bytes: size))
                 let message = Digest.randomBytes(size)
+                let seed = key.seed
+                // Each thread gets its own claim, key and strings, as each TCC
+                // request would: shared objects would measure refcount contention.
                 let (vc, raw) = BenchSupport.measure(
                     threads: common.threadCount, seconds: common.seconds, rounds: common.rounds,
                     work: {
-                        let cred = VerifiableCredential(
-                            types: [TSC.type], issuer: issuer, validFrom: "2026-01-01T00:00:00Z", subject: claim)
-                        let signed = try! EddsaJcs2022.addProof(
-                            to: cred.json, options: .init(verificationMethod: vm), key: key)
-                        var w = JSONWriter(mode: .compact)
-                        try! w.write(.object(signed))
-                        return w.out.count
+                        let claim = try! JSONParser.parse(claimBytes)
+                        let key = try! Ed25519SecretKey(seed: seed)
+                        let issuer = String(decoding: Array(issuer.utf8), as: UTF8.self)
+                        let vm = String(decoding: Array(vm.utf8), as: UTF8.self)
+                        return {
+                            let cred = VerifiableCredential(
+                                types: [TSC.type], issuer: issuer, validFrom: "2026-01-01T00:00:00Z", subject: claim)
+                            let signed = try! EddsaJcs2022.addProof(
+                                to: cred.json, options: .init(verificationMethod: vm), key: key)
+                            var w = JSONWriter(mode: .compact)
+                            w.out.reserveCapacity(claimBytes.count + 1024)
+                            try! w.write(.object(signed))
+                            return w.out.count
+                        }
                     },
-                    raw: { try! key.sign(message).count })
+                    raw: {
+                        let key = try! Ed25519SecretKey(seed: seed)
+                        let message = Array(message)
+                        return { try! key.sign(message).count }
+                    })
                 rows.append(.init(claimBytes: size, rate: vc, raw: raw))
             }
             BenchSupport.print(
@@ -103,10 +117,12 @@ struct BenchCommand: AsyncParsableCommand {
                 let bytes = w.out
                 let message = Digest.randomBytes(size)
                 let sig = try key.sign(message)
-                let pub = key.publicKey
+                let pubRaw = key.publicKey.raw
                 let (rate, raw) = BenchSupport.measure(
                     threads: common.threadCount, seconds: common.seconds, rounds: common.rounds,
                     work: {
+                        let bytes = Array(bytes)
+                        return {
                         let doc = try! JSONParser.parse(bytes).objectValue!
                         let proof = EddsaJcs2022.proofs(of: doc)[0]
                         let method = proof["verificationMethod"]!.stringValue!
@@ -117,8 +133,14 @@ struct BenchCommand: AsyncParsableCommand {
                         } catch {
                             fatalError("benchmark credential failed to verify: \(error)")
                         }
+                        }
                     },
-                    raw: { pub.isValidSignature(sig, for: message) ? 1 : 0 })
+                    raw: {
+                        let pub = try! Ed25519PublicKey(raw: pubRaw)
+                        let message = Array(message)
+                        let sig = Array(sig)
+                        return { pub.isValidSignature(sig, for: message) ? 1 : 0 }
+                    })
                 rows.append(.init(claimBytes: size, rate: rate, raw: raw))
             }
             BenchSupport.print(
@@ -160,12 +182,16 @@ enum BenchSupport {
         }
     }
 
-    /// Operations per second of `body` on `threads` threads for `seconds`.
-    static func rate(threads: Int, seconds: Double, _ body: @escaping @Sendable () -> Int) -> Double {
+    /// A per-thread operation: called once on each worker to set up its own state.
+    typealias Work = @Sendable () -> () -> Int
+
+    /// Operations per second of the work on `threads` threads for `seconds`.
+    static func rate(threads: Int, seconds: Double, _ make: Work) -> Double {
         let counts = Counts(threads)
         let start = monotonic()
         let deadline = start + seconds
         DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let body = make()
             var n = 0
             var s = 0
             repeat {
@@ -181,7 +207,7 @@ enum BenchSupport {
 
     /// Alternates `raw` and `work` rounds; returns (median work rate, median raw rate).
     static func measure(
-        threads: Int, seconds: Double, rounds: Int, work: @escaping @Sendable () -> Int, raw: @escaping @Sendable () -> Int
+        threads: Int, seconds: Double, rounds: Int, work: Work, raw: Work
     ) -> (Double, Double) {
         let slice = seconds / Double(2 * rounds)
         _ = rate(threads: threads, seconds: min(0.2, slice), work)  // warm-up

@@ -8,30 +8,42 @@ public enum Base58 {
         return t
     }()
 
+    /// 58^9: the largest power of 58 whose product with 256 fits in 64 bits,
+    /// so the conversion works on 9 base-58 digits per limb.
+    static let limbBase: UInt64 = 7_427_658_739_644_928
+
     public static func encode(_ bytes: [UInt8]) -> String {
         var zeros = 0
         while zeros < bytes.count && bytes[zeros] == 0 { zeros += 1 }
-        // log(256)/log(58) ≈ 1.366
-        var b58 = [UInt8](repeating: 0, count: (bytes.count - zeros) * 138 / 100 + 1)
-        var length = 0
+        // Little-endian limbs of 9 base-58 digits each.
+        var limbs: [UInt64] = []
+        limbs.reserveCapacity(bytes.count / 6 + 1)
         for byte in bytes[zeros...] {
-            var carry = Int(byte)
-            var i = 0
-            var k = b58.count - 1
-            while (carry != 0 || i < length) && k >= 0 {
-                carry += 256 * Int(b58[k])
-                b58[k] = UInt8(carry % 58)
-                carry /= 58
-                i += 1
-                k -= 1
+            var carry = UInt64(byte)
+            for k in 0..<limbs.count {
+                let v = limbs[k] &* 256 &+ carry
+                limbs[k] = v % limbBase
+                carry = v / limbBase
             }
-            length = i
+            while carry > 0 {
+                limbs.append(carry % limbBase)
+                carry /= limbBase
+            }
         }
-        var start = b58.count - length
-        while start < b58.count && b58[start] == 0 { start += 1 }
+        var digits: [UInt8] = []
+        digits.reserveCapacity(limbs.count * 9)
+        for (i, limb) in limbs.enumerated() {
+            var v = limb
+            let last = i == limbs.count - 1
+            var n = 0
+            while (last && v > 0) || (!last && n < 9) {
+                digits.append(alphabet[Int(v % 58)])
+                v /= 58
+                n += 1
+            }
+        }
         var out = [UInt8](repeating: alphabet[0], count: zeros)
-        out.reserveCapacity(zeros + b58.count - start)
-        for d in b58[start...] { out.append(alphabet[Int(d)]) }
+        out.append(contentsOf: digits.reversed())
         return String(decoding: out, as: UTF8.self)
     }
 

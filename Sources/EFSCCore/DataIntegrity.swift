@@ -110,8 +110,13 @@ public enum EddsaJcs2022 {
         config["type"] = .string(proofType)
         if let id = options.id { config["id"] = .string(id) }
         config["cryptosuite"] = .string(cryptosuite)
-        let created = options.created ?? DateTime.now()
-        guard DateTime.parse(created) != nil else { throw ProofError.invalidDate(field: "created", value: created) }
+        let created: String
+        if let c = options.created {
+            guard DateTime.parse(c) != nil else { throw ProofError.invalidDate(field: "created", value: c) }
+            created = c
+        } else {
+            created = DateTime.now()
+        }
         config["created"] = .string(created)
         if let e = options.expires {
             guard DateTime.parse(e) != nil else { throw ProofError.invalidDate(field: "expires", value: e) }

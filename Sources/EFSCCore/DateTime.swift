@@ -60,11 +60,25 @@ public enum DateTime {
         let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
         let rem = secs - days * 86400
         let (y, m, d) = civilFromDays(days)
-        func p(_ v: Int, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
+        var out: [UInt8] = []
+        out.reserveCapacity(20)
+        func p(_ v: Int, _ w: Int) {
+            var digits = w
+            var div = 1
+            while digits > 1 {
+                div *= 10
+                digits -= 1
+            }
+            var v = v
+            if v >= div * 10 { v %= div * 10 }
+            while div > 0 {
+                out.append(UInt8(truncatingIfNeeded: 0x30 + (v / div) % 10))
+                div /= 10
+            }
         }
-        return "\(p(y, 4))-\(p(m, 2))-\(p(d, 2))T\(p(rem / 3600, 2)):\(p(rem / 60 % 60, 2)):\(p(rem % 60, 2))Z"
+        p(y, 4); out.append(0x2D); p(m, 2); out.append(0x2D); p(d, 2); out.append(UInt8(ascii: "T"))
+        p(rem / 3600, 2); out.append(0x3A); p(rem / 60 % 60, 2); out.append(0x3A); p(rem % 60, 2); out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The current time as `format` prints it.

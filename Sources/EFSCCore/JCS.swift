@@ -15,7 +15,7 @@ public enum JCS {
     /// The canonical UTF-8 bytes of `value`.
     public static func canonicalize(_ value: JSON) throws(JCSError) -> [UInt8] {
         var w = JSONWriter(mode: .canonical)
-        w.out.reserveCapacity(512)
+        w.out.reserveCapacity(2048)
         try w.write(value)
         return w.out
     }
@@ -37,10 +37,16 @@ public enum JCS {
     /// between U+E000–U+FFFF and supplementary characters (surrogates sort first).
     @inline(__always)
     public static func utf16Less(_ a: String, _ b: String) -> Bool {
-        var a = a
-        var b = b
-        return a.withUTF8 { ab in
-            b.withUTF8 { bb in
+        if let r = a.utf8.withContiguousStorageIfAvailable({ ab in
+            b.utf8.withContiguousStorageIfAvailable { bb in utf16Less(ab, bb) }
+        }), let r { return r }
+        return a.utf16.lexicographicallyPrecedes(b.utf16)
+    }
+
+    @inline(__always)
+    static func utf16Less(_ ab: UnsafeBufferPointer<UInt8>, _ bb: UnsafeBufferPointer<UInt8>) -> Bool {
+        do {
+            do {
                 let n = min(ab.count, bb.count)
                 var i = 0
                 while i < n {
@@ -70,7 +76,23 @@ public struct JSONWriter {
     public init(mode: Mode) { self.mode = mode }
 
     public mutating func write(_ v: JSON) throws(JCSError) {
-        try write(v, depth: 0, path: "$")
+        if !write(v, depth: 0) {
+            throw .nonFiniteNumber(path: Self.nonFinitePath(v, "$") ?? "$")
+        }
+    }
+
+    /// Where the first NaN/Infinity is, for the error message (slow path only).
+    static func nonFinitePath(_ v: JSON, _ path: String) -> String? {
+        switch v {
+        case .number(let d): return d.isFinite ? nil : path
+        case .array(let a):
+            for (i, e) in a.enumerated() { if let p = nonFinitePath(e, "\(path)[\(i)]") { return p } }
+            return nil
+        case .object(let o):
+            for (k, e) in o { if let p = nonFinitePath(e, "\(path).\(k)") { return p } }
+            return nil
+        default: return nil
+        }
     }
 
     private mutating func newline(_ depth: Int) {
@@ -78,13 +100,14 @@ public struct JSONWriter {
         for _ in 0..<depth { out.append(0x20); out.append(0x20) }
     }
 
-    private mutating func write(_ v: JSON, depth: Int, path: @autoclosure () -> String) throws(JCSError) {
+    /// Returns false on a non-finite number (no allocation for error paths).
+    private mutating func write(_ v: JSON, depth: Int) -> Bool {
         switch v {
         case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
         case .bool(let b):
             if b { out.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { out.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
         case .number(let d):
-            guard d.isFinite else { throw .nonFiniteNumber(path: path()) }
+            guard d.isFinite else { return false }
             appendNumber(d, to: &out)
         case .string(let s):
             appendString(s, to: &out)
@@ -92,12 +115,12 @@ public struct JSONWriter {
             out.append(UInt8(ascii: "["))
             if a.isEmpty {
                 out.append(UInt8(ascii: "]"))
-                return
+                return true
             }
             for (i, e) in a.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 if mode == .pretty { newline(depth + 1) }
-                try write(e, depth: depth + 1, path: "\(path())[\(i)]")
+                if !write(e, depth: depth + 1) { return false }
             }
             if mode == .pretty { newline(depth) }
             out.append(UInt8(ascii: "]"))
@@ -105,13 +128,23 @@ public struct JSONWriter {
             out.append(UInt8(ascii: "{"))
             if o.isEmpty {
                 out.append(UInt8(ascii: "}"))
-                return
+                return true
             }
             let keys = o.keys
             let values = o.values
             var order = Array(keys.indices)
             if mode == .canonical {
-                order.sort { JCS.utf16Less(keys[$0], keys[$1]) }
+                // Documents that were canonical already need no sort.
+                var sorted = true
+                var i = 1
+                while i < keys.count {
+                    if !JCS.utf16Less(keys[i - 1], keys[i]) {
+                        sorted = false
+                        break
+                    }
+                    i += 1
+                }
+                if !sorted { order.sort { JCS.utf16Less(keys[$0], keys[$1]) } }
             }
             var first = true
             for idx in order {
@@ -121,11 +154,12 @@ public struct JSONWriter {
                 appendString(keys[idx], to: &out)
                 out.append(UInt8(ascii: ":"))
                 if mode == .pretty { out.append(0x20) }
-                try write(values[idx], depth: depth + 1, path: "\(path()).\(keys[idx])")
+                if !write(values[idx], depth: depth + 1) { return false }
             }
             if mode == .pretty { newline(depth) }
             out.append(UInt8(ascii: "}"))
         }
+        return true
     }
 }
 
@@ -153,8 +187,16 @@ private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 @inline(__always)
 func appendString(_ s: String, to out: inout [UInt8]) {
     out.append(0x22)
-    var s = s
-    s.withUTF8 { u in
+    if s.utf8.withContiguousStorageIfAvailable({ appendEscaped($0, to: &out) }) == nil {
+        var c = s
+        c.withUTF8 { appendEscaped($0, to: &out) }
+    }
+    out.append(0x22)
+}
+
+@inline(__always)
+func appendEscaped(_ u: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    do {
         var runStart = 0
         var i = 0
         let n = u.count
@@ -181,7 +223,6 @@ func appendString(_ s: String, to out: inout [UInt8]) {
         }
         if n > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<n])) }
     }
-    out.append(0x22)
 }
 
 /// ECMAScript Number::toString (ECMA-262 §6.1.6.1.20) for finite doubles.

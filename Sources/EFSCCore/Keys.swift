@@ -172,7 +172,14 @@ public enum Digest {
 
     /// Cryptographically secure random bytes.
     public static func randomBytes(_ n: Int) -> [UInt8] {
+        // Eight bytes per draw: each draw of the system generator is a syscall.
         var g = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+        var out: [UInt8] = []
+        out.reserveCapacity(n + 8)
+        while out.count < n {
+            withUnsafeBytes(of: g.next()) { out.append(contentsOf: $0) }
+        }
+        out.removeLast(out.count - n)
+        return out
     }
 }

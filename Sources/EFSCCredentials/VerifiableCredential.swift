@@ -50,9 +50,15 @@ public struct VerifiableCredential: Sendable, Equatable {
         var b = Digest.randomBytes(16)
         b[6] = (b[6] & 0x0F) | 0x40
         b[8] = (b[8] & 0x3F) | 0x80
-        let h = Hex.encode(b)
-        let c = Array(h)
-        return "urn:uuid:\(String(c[0..<8]))-\(String(c[8..<12]))-\(String(c[12..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = Array("urn:uuid:".utf8)
+        out.reserveCapacity(45)
+        for (i, x) in b.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(hex[Int(x >> 4)])
+            out.append(hex[Int(x & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public var id: String? { json["id"]?.stringValue }
