@@ -24,7 +24,7 @@ build: deps
 
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --disable-xctest
 
 demo: build
 	EFSC=$(EFSC_BIN) bash scripts/demo.sh

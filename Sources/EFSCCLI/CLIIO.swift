@@ -35,7 +35,15 @@ enum Output {
         }
         let p = path!
         guard FileManager.default.fileExists(atPath: p) else { throw CLIError("\(p): no such file") }
-        guard let d = FileManager.default.contents(atPath: p) else { throw CLIError("\(p): cannot read file") }
+        // FileHandle also reads pipes and process substitutions (/dev/fd/N).
+        guard let h = FileHandle(forReadingAtPath: p) else { throw CLIError("\(p): cannot read file (permission denied?)") }
+        defer { try? h.close() }
+        let d: Data
+        do {
+            d = try h.read(upToCount: maxInputBytes + 1) ?? Data()
+        } catch {
+            throw CLIError("\(p): cannot read file: \(error.localizedDescription)")
+        }
         guard d.count <= maxInputBytes else { throw CLIError("\(p): file exceeds \(maxInputBytes) bytes") }
         return Array(d)
     }

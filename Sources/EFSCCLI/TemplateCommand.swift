@@ -6,7 +6,7 @@ import EFSCCredentials
 struct TemplateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "template", abstract: "Show templates and validate claims against them.",
-        subcommands: [Validate.self, Show.self, List.self])
+        subcommands: [Validate.self, Show.self, List.self, Example.self])
 
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -73,6 +73,26 @@ struct TemplateCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the built-in templates.")
         func run() async throws {
             for t in BaseTemplates.all { Output.line("\(t.id)\tv\(t.version)\t\(t.kind.rawValue)\t\(t.title)") }
+        }
+    }
+
+    struct Example: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the example provider template (a TIT with a time-of-day price table), or a claim for it.",
+            discussion: "With --consumer, prints a TIC claim that satisfies the template instead of the template.")
+        @Option(name: .long, help: "Provider DID that owns the template.") var owner: String
+        @Option(name: .long, help: "Consumer DID: print a sample claim for this consumer.") var consumer: String?
+        @Option(name: .long, help: "Settlement period in seconds (claim only).") var period = 60
+        @Option(name: .long, help: "Settlements per on-chain evidence, N (claim only).") var evidenceEvery = 10
+
+        func run() async throws {
+            try await exitOnError(code: 2) {
+                if let c = consumer {
+                    Output.line(JSON.object(ProviderTemplates.sampleTITClaim(provider: owner, consumer: c, period: period, evidenceEvery: evidenceEvery)).prettyString())
+                } else {
+                    Output.line(try ProviderTemplates.timeOfDayTIT(owner: owner).json.prettyString())
+                }
+            }
         }
     }
 }
