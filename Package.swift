@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "EFSCCredentials", dependencies: ["EFSCCore", "EFSCIdentity"]),
         // Layer 4: storage and bus wrappers.
         .target(name: "EFSCStore", dependencies: ["CRocksDB"]),
-        .target(name: "EFSCBus", dependencies: ["CMosquitto"]),
+        .target(name: "EFSCBus", dependencies: ["CMosquitto", "EFSCCore"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus",
