@@ -48,6 +48,6 @@ let package = Package(
         .testTarget(name: "EFSCCredentialsTests", dependencies: ["EFSCCredentials"]),
         .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
-        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity"]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCBus"]),
     ]
 )

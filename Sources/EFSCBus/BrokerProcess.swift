@@ -86,8 +86,11 @@ public final class BrokerProcess: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    static func which(_ name: String) -> String? {
-        for d in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":") + ["/usr/sbin", "/sbin"] {
+    /// The path of an executable on $PATH (or in the sbin directories).
+    public static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
+        let dirs: [String] = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
+        for d in dirs {
             let p = "\(d)/\(name)"
             if FileManager.default.isExecutableFile(atPath: p) { return p }
         }

@@ -15,7 +15,7 @@ public final class ChildProcess: @unchecked Sendable {
     private let lock = Lock()
 
     /// Starts `path` with `arguments`; stdout/stderr go to `outputPath` (appended) or /dev/null.
-    public init(path: String, arguments: [String], outputPath: String? = nil, environment: [String: String]? = nil) throws {
+    public init(path: String, arguments: [String], outputPath: String? = nil, inputPath: String? = nil, environment: [String: String]? = nil) throws {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -32,7 +32,7 @@ public final class ChildProcess: @unchecked Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, inputPath ?? "/dev/null", O_RDONLY, 0)
         let out = outputPath ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)

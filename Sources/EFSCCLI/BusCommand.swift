@@ -1,0 +1,106 @@
+import ArgumentParser
+import EFSCBus
+import EFSCCore
+import Foundation
+
+/// Connection options shared by every command that talks to the broker.
+struct BrokerOptions: ParsableArguments {
+    @Option(name: .long, help: "Broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT (default $EFSC_BROKER or mqtt://127.0.0.1:1883).")
+    var broker: String?
+    @Option(name: .long, help: "User name (secured brokers; also used as the client id there).") var username: String?
+    @Option(name: .long, help: "Password (or $EFSC_PASSWORD).") var password: String?
+    @Option(name: .long, help: "CA certificate for mqtts://.") var ca: String?
+    @Option(name: .long, help: "Client certificate for mqtts://.") var cert: String?
+    @Option(name: .long, help: "Client key for mqtts://.") var key: String?
+
+    var url: String { broker ?? ProcessInfo.processInfo.environment["EFSC_BROKER"] ?? "mqtt://127.0.0.1:1883" }
+
+    func configuration(clientPrefix: String) throws -> MQTTConfiguration {
+        let id = username ?? "\(clientPrefix)-\(Hex.encode(Digest.randomBytes(4)))"
+        var c = try MQTTConfiguration(url: url, clientID: id)
+        c.username = username
+        c.password = password ?? ProcessInfo.processInfo.environment["EFSC_PASSWORD"]
+        if url.hasPrefix("mqtts://") {
+            guard let ca else { throw CLIError("--ca is required for \(url)") }
+            c.tls = .init(caFile: ca, certFile: cert, keyFile: key)
+        }
+        c.offlinePolicy = .failFast
+        c.connectTimeout = 5
+        return c
+    }
+
+    func connect(clientPrefix: String) async throws -> MQTTClient {
+        let client = try MQTTClient(try configuration(clientPrefix: clientPrefix))
+        try await client.connect()
+        return client
+    }
+}
+
+/// `efsc bus`: watch the bus.
+struct BusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus", abstract: "Watch the MQTT bus.", subcommands: [Tap.self])
+
+    struct Tap: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every message on a topic filter (topic, QoS, retain, properties, decoded payload).",
+            discussion: """
+                Binary EFSC payloads (consensus messages, blocks, sync replies) are decoded to JSON by their
+                schema in topics.md; JSON payloads are shown as JSON; anything else as base64.
+                Exits after --count messages or --seconds, else runs until interrupted.
+                """)
+        @Argument(help: "Topic filter, e.g. 'efsc/v1/#' or 'efsc/v1/chain/+/status/+'.") var filter: String
+        @OptionGroup var brokerOptions: BrokerOptions
+        @Option(name: .long, help: "Stop after this many messages.") var count: Int?
+        @Option(name: .long, help: "Stop after this many seconds.") var seconds: Double?
+        @Option(name: .long, help: "Subscription QoS (0, 1 or 2; default 1).") var qos = 1
+        @Flag(name: .long, help: "One JSON object per line.") var json = false
+
+        func validate() throws {
+            if let c = count, c < 1 { throw ValidationError("--count must be ≥ 1") }
+            guard (0...2).contains(qos) else { throw ValidationError("--qos must be 0, 1 or 2") }
+            guard TopicFilter.isValid(filter) else { throw ValidationError("'\(filter)' is not a valid MQTT topic filter") }
+        }
+
+        func run() async throws {
+            let client = try await exitOnError(code: 1) { try await brokerOptions.connect(clientPrefix: "efsc-tap") }
+            let stream = try await exitOnError(code: 1) { try await client.subscribe(filter, qos: QoS(rawValue: qos)!) }
+            let deadline = seconds.map { DateTime.currentTime() + $0 }
+            var seen = 0
+            let timer = Task {
+                if let s = seconds {
+                    try? await Task.sleep(nanoseconds: UInt64(s * 1e9))
+                    await client.disconnect()
+                }
+            }
+            for await m in stream {
+                Output.line(Self.render(m, json: json))
+                seen += 1
+                if let c = count, seen >= c { break }
+                if let d = deadline, DateTime.currentTime() >= d { break }
+            }
+            timer.cancel()
+            await client.disconnect()
+        }
+
+        static func render(_ m: MQTTMessage, json: Bool) -> String {
+            var props = JSONObject()
+            let p = m.properties
+            if let v = p.responseTopic { props["responseTopic"] = .string(v) }
+            if let v = p.correlationData { props["correlationData"] = .string(Hex.encode(v)) }
+            if let v = p.messageExpiry { props["messageExpiry"] = .number(Double(v)) }
+            if let v = p.contentType { props["contentType"] = .string(v) }
+            if let v = p.payloadIsUTF8 { props["payloadFormatUTF8"] = .bool(v) }
+            if !p.userProperties.isEmpty { props["userProperties"] = .array(p.userProperties.map { [$0.name: .string($0.value)] }) }
+            let payload = PayloadDecoder.decode(topic: m.topic, payload: m.payload)
+            if json {
+                let o: JSON = [
+                    "time": .string(DateTime.now()), "topic": .string(m.topic), "qos": .number(Double(m.qos.rawValue)),
+                    "retain": .bool(m.retain), "properties": .object(props), "bytes": .number(Double(m.payload.count)), "payload": payload,
+                ]
+                return o.compactString()
+            }
+            return "\(DateTime.now()) \(m.topic) qos=\(m.qos.rawValue)\(m.retain ? " retained" : "") \(props.isEmpty ? "" : JSON.object(props).compactString() + " ")\(payload.compactString())"
+        }
+    }
+}
