@@ -32,6 +32,7 @@ demo: build
 bench: build
 	$(EFSC_BIN) bench issue --claim-bytes 1024,2048,4096 --seconds 3
 	$(EFSC_BIN) bench verify --claim-bytes 1024,2048,4096 --seconds 3
+	$(EFSC_BIN) bench bus --payload-bytes 256 --qos 0 --seconds 2
 
 clean:
 	rm -rf .build demo-out

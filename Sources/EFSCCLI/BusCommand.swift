@@ -49,7 +49,7 @@ struct BusCommand: AsyncParsableCommand {
                 schema in topics.md; JSON payloads are shown as JSON; anything else as base64.
                 Exits after --count messages or --seconds, else runs until interrupted.
                 """)
-        @Argument(help: "Topic filter, e.g. 'efsc/v1/#' or 'efsc/v1/chain/+/status/+'.") var filter: String
+        @Argument(help: ArgumentHelp("Topic filter, e.g. '\(Topics.root)/#' or '\(Topics.statusAll("+"))'.")) var filter: String
         @OptionGroup var brokerOptions: BrokerOptions
         @Option(name: .long, help: "Stop after this many messages.") var count: Int?
         @Option(name: .long, help: "Stop after this many seconds.") var seconds: Double?
