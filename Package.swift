@@ -36,6 +36,8 @@ let package = Package(
         // Layer 4: storage and bus wrappers.
         .target(name: "EFSCStore", dependencies: ["CRocksDB"]),
         .target(name: "EFSCBus", dependencies: ["CMosquitto", "EFSCCore"]),
+        // Layer 5: consensus (pure state machine).
+        .target(name: "EFSCConsensus", dependencies: ["EFSCCore"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus",
@@ -48,6 +50,7 @@ let package = Package(
         .testTarget(name: "EFSCCredentialsTests", dependencies: ["EFSCCredentials"]),
         .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
+        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCBus"]),
     ]
 )
