@@ -5,7 +5,7 @@ SWIFT    ?= swift
 DEPS     := pkg-config openssl mosquitto mosquitto-clients libmosquitto-dev librocksdb-dev libssl-dev
 EFSC_BIN := .build/release/efsc
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench sim clean
 
 all: build
 
@@ -33,6 +33,11 @@ bench: build
 	$(EFSC_BIN) bench issue --claim-bytes 1024,2048,4096 --seconds 3
 	$(EFSC_BIN) bench verify --claim-bytes 1024,2048,4096 --seconds 3
 	$(EFSC_BIN) bench bus --payload-bytes 256 --qos 0 --seconds 2
+
+# A long consensus simulation: SEEDS runs for n=4 (plus n=7 and n=10 shares).
+SEEDS ?= 100000
+sim: deps
+	EFSC_SIM_SEEDS=$(SEEDS) $(SWIFT) test --disable-xctest --filter PBFTSimulationTests
 
 clean:
 	rm -rf .build demo-out

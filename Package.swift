@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "EFSCStore", dependencies: ["CRocksDB"]),
         .target(name: "EFSCBus", dependencies: ["CMosquitto", "EFSCCore"]),
         // Layer 5: consensus (pure state machine).
-        .target(name: "EFSCConsensus", dependencies: ["EFSCCore"]),
+        // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
+        .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus",
@@ -50,7 +51,7 @@ let package = Package(
         .testTarget(name: "EFSCCredentialsTests", dependencies: ["EFSCCredentials"]),
         .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
-        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"]),
+        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCBus"]),
     ]
 )

@@ -7,9 +7,9 @@ public indirect enum PBFTMessage: Hashable, Sendable {
     case prepare(view: UInt64, seq: UInt64, digest: [UInt8])
     case commit(view: UInt64, seq: UInt64, digest: [UInt8])
     case checkpoint(seq: UInt64, stateDigest: [UInt8])
-    /// A replica's move to `newView`: its last executed block with the commit
-    /// certificate proving it, and every prepared certificate above it.
-    case viewChange(newView: UInt64, lastExec: UInt64, execDigest: [UInt8], execCert: [SignedMessage], prepared: [PreparedCertificate])
+    /// A replica's move to `newView`: its last stable checkpoint with the 2f+1
+    /// checkpoint messages proving it, and every prepared certificate above it.
+    case viewChange(newView: UInt64, stableSeq: UInt64, stableDigest: [UInt8], checkpointProof: [SignedMessage], prepared: [PreparedCertificate])
     /// The new primary's proof of 2f+1 view changes and the pre-prepares it re-issues.
     case newView(view: UInt64, viewChanges: [SignedMessage], prePrepares: [SignedMessage])
 
@@ -78,15 +78,23 @@ public enum PBFTCodec {
         var b: [UInt8] = []
         mutating func u8(_ v: UInt8) { b.append(v) }
         mutating func u16(_ v: Int) { b.append(UInt8(truncatingIfNeeded: v >> 8)); b.append(UInt8(truncatingIfNeeded: v)) }
-        mutating func u32(_ v: Int) { for s in stride(from: 24, through: 0, by: -8) { b.append(UInt8(truncatingIfNeeded: v >> s)) } }
-        mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { b.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+        mutating func u32(_ v: Int) {
+            let x = UInt32(truncatingIfNeeded: v).bigEndian
+            withUnsafeBytes(of: x) { b.append(contentsOf: $0) }
+        }
+        mutating func u64(_ v: UInt64) {
+            let x = v.bigEndian
+            withUnsafeBytes(of: x) { b.append(contentsOf: $0) }
+        }
         mutating func bytes(_ x: [UInt8]) { u32(x.count); b.append(contentsOf: x) }
         mutating func digest(_ x: [UInt8]) {
             // Fixed 32 bytes; shorter or longer digests are padded/truncated so
             // a malformed message still encodes (and then fails verification).
-            var d = Array(x.prefix(32))
-            while d.count < 32 { d.append(0) }
-            b.append(contentsOf: d)
+            if x.count == 32 {
+                b.append(contentsOf: x)
+            } else {
+                for k in 0..<32 { b.append(k < x.count ? x[k] : 0) }
+            }
         }
     }
 

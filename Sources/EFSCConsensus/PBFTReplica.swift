@@ -71,6 +71,12 @@ public struct PBFTDurableState: Hashable, Sendable {
     public var lastExec: UInt64 = 0
     public var lastExecDigest: [UInt8] = []
     public var lastExecCert: [SignedMessage] = []
+    /// Last stable checkpoint: sequence, state digest and 2f+1 signed checkpoint messages.
+    public var stableSeq: UInt64 = 0
+    public var stableDigest: [UInt8] = []
+    public var stableProof: [SignedMessage] = []
+    /// Digests of executed blocks above the stable checkpoint.
+    public var executed: [UInt64: [UInt8]] = [:]
     public var prepareVotes: [VoteKey: [UInt8]] = [:]
     public var commitVotes: [VoteKey: [UInt8]] = [:]
     public var prepared: [UInt64: PreparedCertificate] = [:]
@@ -111,10 +117,10 @@ public struct PBFTReplica: Sendable {
     var prepares: [Key: [Int: SignedMessage]] = [:]
     var commits: [Key: [Int: SignedMessage]] = [:]
     var ready: [UInt64: CommittedBlock] = [:]
-    var checkpoints: [UInt64: [Int: [UInt8]]] = [:]
+    var checkpoints: [UInt64: [Int: SignedMessage]] = [:]
     var myCheckpoints: [UInt64: [UInt8]] = [:]
     var myCheckpointMessages: [UInt64: SignedMessage] = [:]
-    public private(set) var stableCheckpoint: UInt64 = 0
+    public var stableCheckpoint: UInt64 { durable.stableSeq }
     var viewChanges: [Int: (view: UInt64, msg: SignedMessage)] = [:]
     var myViewChange: SignedMessage?
     var myNewView: SignedMessage?
@@ -135,6 +141,7 @@ public struct PBFTReplica: Sendable {
         self.validate = validate
         self.durable = durable
         if durable.lastExecDigest.isEmpty { self.durable.lastExecDigest = Self.genesisDigest }
+        if durable.stableDigest.isEmpty { self.durable.stableDigest = Self.genesisDigest }
         highestAssigned = self.durable.lastExec
         // Prepared certificates survive; the pre-prepares they hold are known.
         for (_, c) in durable.prepared where c.view == durable.view {
@@ -193,7 +200,7 @@ public struct PBFTReplica: Sendable {
         case .prePrepare(let v, let s, let d, let p): onPrePrepare(m, v, s, d, p, &out)
         case .prepare(let v, let s, let d): onPrepare(m, v, s, d, &out)
         case .commit(let v, let s, let d): onCommit(m, v, s, d, &out)
-        case .checkpoint(let s, let d): onCheckpoint(m.sender, s, d, &out)
+        case .checkpoint(let s, _): onCheckpoint(m, s, &out)
         case .viewChange(let nv, _, _, _, _): onViewChange(m, nv, &out)
         case .newView(let v, let vcs, let pps): onNewView(m, v, vcs, pps, &out)
         }
@@ -219,10 +226,13 @@ public struct PBFTReplica: Sendable {
     mutating func acceptPrePrepare(
         _ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ p: [UInt8], checkWindow: Bool, _ out: inout [PBFTAction]
     ) {
-        guard s > durable.lastExec, !checkWindow || s <= durable.lastExec + config.window else {
+        guard s > durable.stableSeq, !checkWindow || s <= durable.lastExec + config.window else {
             if s > durable.lastExec + config.window { requestSync(hint: m.sender, &out) }
             return
         }
+        // Already executed here: take part only for the same block (a new
+        // view may re-issue it so that replicas behind can commit it).
+        if s <= durable.lastExec && durable.executed[s] != d { return }
         let key = VoteKey(view: v, seq: s)
         if let existing = prePrepares[key] {
             // An equivocating primary: keep the first.
@@ -243,7 +253,7 @@ public struct PBFTReplica: Sendable {
     }
 
     mutating func onPrepare(_ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
-        guard m.sender != config.primary(of: v), s > durable.lastExec else { return }
+        guard m.sender != config.primary(of: v), s > durable.stableSeq else { return }
         if s > durable.lastExec + config.window {
             requestSync(hint: m.sender, &out)
             return
@@ -273,7 +283,7 @@ public struct PBFTReplica: Sendable {
     }
 
     mutating func onCommit(_ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
-        guard s > durable.lastExec else { return }
+        guard s > durable.stableSeq else { return }
         if s > durable.lastExec + 1 && ready[durable.lastExec + 1] == nil
             && (s > durable.lastExec + config.window || (v != durable.view && !durable.changingView))
         {
@@ -285,7 +295,7 @@ public struct PBFTReplica: Sendable {
     }
 
     mutating func tryCommitted(_ v: UInt64, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
-        guard ready[s] == nil, let cert = durable.prepared[s], cert.view == v, cert.digest == d else { return }
+        guard s > durable.lastExec, ready[s] == nil, let cert = durable.prepared[s], cert.view == v, cert.digest == d else { return }
         let cs = commits[Key(view: v, seq: s, digest: d)] ?? [:]
         guard cs.count >= config.quorum else { return }
         let chosen = cs.keys.sorted().prefix(config.quorum).map { cs[$0]! }
@@ -300,9 +310,7 @@ public struct PBFTReplica: Sendable {
             durable.lastExec = b.seq
             durable.lastExecDigest = b.digest
             durable.lastExecCert = b.certificate
-            durable.prepared = durable.prepared.filter { $0.key > b.seq }
-            durable.prepareVotes = durable.prepareVotes.filter { $0.key.seq > b.seq }
-            durable.commitVotes = durable.commitVotes.filter { $0.key.seq > b.seq }
+            durable.executed[b.seq] = b.digest
             highestAssigned = max(highestAssigned, b.seq)
             out.append(.commit(b))
             progressed = true
@@ -321,27 +329,36 @@ public struct PBFTReplica: Sendable {
         myCheckpoints[seq] = stateDigest
         let m = sign(.checkpoint(seq: seq, stateDigest: stateDigest))
         myCheckpointMessages[seq] = m
-        checkpoints[seq, default: [:]][me] = stateDigest
+        checkpoints[seq, default: [:]][me] = m
         out.append(.broadcast(m))
         checkStable(seq, &out)
     }
 
-    mutating func onCheckpoint(_ sender: Int, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
-        guard s > stableCheckpoint, s % config.checkpointInterval == 0 else { return }
-        checkpoints[s, default: [:]][sender] = d
+    mutating func onCheckpoint(_ m: SignedMessage, _ s: UInt64, _ out: inout [PBFTAction]) {
+        guard s > durable.stableSeq, s % config.checkpointInterval == 0, s <= durable.lastExec + 4 * config.window else { return }
+        checkpoints[s, default: [:]][m.sender] = m
         checkStable(s, &out)
     }
 
     mutating func checkStable(_ s: UInt64, _ out: inout [PBFTAction]) {
-        guard let votes = checkpoints[s] else { return }
-        var tally: [[UInt8]: Int] = [:]
-        for d in votes.values { tally[d, default: 0] += 1 }
-        guard let (digest, _) = tally.first(where: { $0.value >= config.quorum }) else { return }
+        guard let votes = checkpoints[s], s > durable.stableSeq else { return }
+        var tally: [[UInt8]: [SignedMessage]] = [:]
+        for m in votes.values {
+            if case .checkpoint(_, let d) = m.message { tally[d, default: []].append(m) }
+        }
+        guard let (digest, proofs) = tally.first(where: { $0.value.count >= config.quorum }) else { return }
         if let mine = myCheckpoints[s], mine != digest {
             out.append(.divergence(seq: s, mine: mine, quorum: digest))
         }
         if s > durable.lastExec { requestSync(hint: nil, &out) }
-        stableCheckpoint = s
+        durable.stableSeq = s
+        durable.stableDigest = digest
+        durable.stableProof = Array(proofs.sorted { $0.sender < $1.sender }.prefix(config.quorum))
+        durable.prepared = durable.prepared.filter { $0.key > s }
+        durable.prepareVotes = durable.prepareVotes.filter { $0.key.seq > s }
+        durable.commitVotes = durable.commitVotes.filter { $0.key.seq > s }
+        durable.executed = durable.executed.filter { $0.key > s }
+        out.append(.persist(durable))
         // Garbage-collect the message log at and below the stable checkpoint.
         prePrepares = prePrepares.filter { $0.key.seq > s }
         prepares = prepares.filter { $0.key.seq > s }
@@ -365,6 +382,16 @@ public struct PBFTReplica: Sendable {
         for c in cert {
             guard case .commit(let v, let s, let d) = c.message, s == seq, d == digest, view == nil || view == v, valid(c) else { return false }
             view = v
+            senders.insert(c.sender)
+        }
+        return senders.count >= config.quorum
+    }
+
+    /// 2f+1 distinct members' checkpoint messages for (seq, state digest).
+    func validCheckpointProof(seq: UInt64, digest: [UInt8], _ proof: [SignedMessage]) -> Bool {
+        var senders = Set<Int>()
+        for c in proof {
+            guard case .checkpoint(let s, let d) = c.message, s == seq, d == digest, valid(c) else { return false }
             senders.insert(c.sender)
         }
         return senders.count >= config.quorum
@@ -416,7 +443,10 @@ public struct PBFTReplica: Sendable {
         }
         if isPrimary, let nv = myNewView, case .newView(let v, _, _) = nv.message, v == durable.view { out.append(.broadcast(nv)) }
         let v = durable.view
-        for s in (durable.lastExec + 1)...max(durable.lastExec + 1, highestAssigned) {
+        // Votes for what is still open, plus the last few executed blocks a
+        // new view may have re-issued; replicas further behind use state transfer.
+        let from = max(durable.stableSeq, durable.lastExec > 2 ? durable.lastExec - 2 : 0) + 1
+        for s in from...max(from, highestAssigned) {
             if let pp = prePrepares[VoteKey(view: v, seq: s)], case .prePrepare(_, _, let d, _) = pp.message {
                 if isPrimary { out.append(.broadcast(pp)) }
                 if let p = prepares[Key(view: v, seq: s, digest: d)]?[me] { out.append(.broadcast(p)) }
@@ -445,10 +475,10 @@ public struct PBFTReplica: Sendable {
     /// This replica's view-change message for its current (target) view.
     mutating func makeViewChange() -> SignedMessage {
         let newView = durable.view
-        let prepared = durable.prepared.filter { $0.key > durable.lastExec }.sorted { $0.key < $1.key }.map(\.value)
+        let prepared = durable.prepared.filter { $0.key > durable.stableSeq }.sorted { $0.key < $1.key }.map(\.value)
         let vc = sign(
             .viewChange(
-                newView: newView, lastExec: durable.lastExec, execDigest: durable.lastExecDigest, execCert: durable.lastExecCert,
+                newView: newView, stableSeq: durable.stableSeq, stableDigest: durable.stableDigest, checkpointProof: durable.stableProof,
                 prepared: prepared))
         myViewChange = vc
         viewChanges[me] = (newView, vc)
@@ -461,7 +491,7 @@ public struct PBFTReplica: Sendable {
         if le == 0 {
             guard cert.isEmpty, ed == Self.genesisDigest else { return nil }
         } else {
-            guard validCommitCertificate(seq: le, digest: ed, cert) else { return nil }
+            guard validCheckpointProof(seq: le, digest: ed, cert) else { return nil }
         }
         for p in prepared {
             guard p.view < nv, p.seq > le, p.prePrepare.sender == config.primary(of: p.view), valid(p.prePrepare),
@@ -480,7 +510,7 @@ public struct PBFTReplica: Sendable {
     }
 
     mutating func onViewChange(_ m: SignedMessage, _ nv: UInt64, _ out: inout [PBFTAction]) {
-        // A replica that executed more than us proves it with its certificate: catch up.
+        // 2f+1 replicas proved a later stable checkpoint: catch up by state transfer.
         if case .viewChange(_, let le, _, _, _) = m.message, le > durable.lastExec { requestSync(hint: m.sender, &out) }
         if nv <= durable.view && !(nv == durable.view && durable.changingView) {
             // The sender is behind: forward the new-view of our view (signed by its primary).
@@ -565,7 +595,7 @@ public struct PBFTReplica: Sendable {
         out.append(.viewChanged(view: v))
         if minS > durable.lastExec { requestSync(hint: nil, &out) }
         for pp in pps {
-            if case .prePrepare(let pv, let s, let d, let p) = pp.message, s > durable.lastExec {
+            if case .prePrepare(let pv, let s, let d, let p) = pp.message, s > durable.stableSeq {
                 acceptPrePrepare(pp, pv, s, d, p, checkWindow: false, &out)
             }
         }

@@ -266,8 +266,8 @@ final class PBFTSimulation {
             if i == byzantine && behaviour.contains(.viewChangeSpam) && rng.chance(0.2), let r = replicas[i] {
                 let auth = HashAuthenticator(me: i, secrets: secrets)
                 let msg = PBFTMessage.viewChange(
-                    newView: r.view + 1 + rng.next() % 1000, lastExec: r.durable.lastExec, execDigest: r.durable.lastExecDigest,
-                    execCert: r.durable.lastExecCert, prepared: [])
+                    newView: r.view + 1 + rng.next() % 1000, stableSeq: r.durable.stableSeq, stableDigest: r.durable.stableDigest,
+                    checkpointProof: r.durable.stableProof, prepared: [])
                 let sm = SignedMessage(sender: i, message: msg, signature: auth.sign(PBFTCodec.signingBytes(group: config.group, sender: i, message: msg)))
                 for j in 0..<n where j != i { send(from: i, to: j, .message(sm)) }
             }
