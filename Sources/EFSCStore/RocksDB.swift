@@ -1,9 +1,19 @@
 import CRocksDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A failure reported by RocksDB, with its own message.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     public let message: String
     public var description: String { "storage error: \(message)" }
+}
+
+/// A column family of an open `RocksDB` (a separate key space with its own files).
+public struct ColumnFamily: Sendable, Hashable {
+    let index: Int
+    public let name: String
 }
 
 /// A RocksDB database. The only place the RocksDB C API is touched: callers
@@ -17,15 +27,32 @@ public final class RocksDB: @unchecked Sendable {
     private let readOptions: OpaquePointer
     private let syncWrite: OpaquePointer
     private let asyncWrite: OpaquePointer
+    private var handles: [OpaquePointer] = []
     public let path: String
+    /// The column families opened, by name (always includes "default").
+    public private(set) var families: [String: ColumnFamily] = [:]
 
-    public init(path: String, createIfMissing: Bool = true) throws {
+    /// Opens (creating if asked) a database with the given column families;
+    /// missing families are created.
+    public init(path: String, createIfMissing: Bool = true, columnFamilies: [String] = []) throws {
         self.path = path
-        options = rocksdb_options_create()
-        rocksdb_options_set_create_if_missing(options, createIfMissing ? 1 : 0)
-        rocksdb_options_increase_parallelism(options, 2)
+        let opts = rocksdb_options_create()!
+        rocksdb_options_set_create_if_missing(opts, createIfMissing ? 1 : 0)
+        rocksdb_options_set_create_missing_column_families(opts, 1)
+        rocksdb_options_increase_parallelism(opts, 2)
+        options = opts
         var err: UnsafeMutablePointer<CChar>? = nil
-        let handle = rocksdb_open(options, path, &err)
+        let names = ["default"] + columnFamilies.filter { $0 != "default" }
+        let cNames = names.map { strdup($0) }
+        defer { for c in cNames { free(c) } }
+        var cfOptions = [OpaquePointer?](repeating: opts, count: names.count)
+        var cfHandles = [OpaquePointer?](repeating: nil, count: names.count)
+        let handle = cNames.map { UnsafePointer($0) }.withUnsafeBufferPointer { np in
+            cfOptions.withUnsafeMutableBufferPointer { op in
+                rocksdb_open_column_families(
+                    opts, path, Int32(names.count), np.baseAddress, UnsafePointer(op.baseAddress), &cfHandles, &err)
+            }
+        }
         if let e = err {
             let msg = String(cString: e)
             rocksdb_free(e)
@@ -33,6 +60,8 @@ public final class RocksDB: @unchecked Sendable {
             throw StoreError(message: "cannot open \(path): \(msg)")
         }
         db = handle!
+        handles = cfHandles.map { $0! }
+        for (i, n) in names.enumerated() { families[n] = ColumnFamily(index: i, name: n) }
         readOptions = rocksdb_readoptions_create()
         syncWrite = rocksdb_writeoptions_create()
         rocksdb_writeoptions_set_sync(syncWrite, 1)
@@ -40,6 +69,7 @@ public final class RocksDB: @unchecked Sendable {
     }
 
     deinit {
+        for h in handles { rocksdb_column_family_handle_destroy(h) }
         rocksdb_close(db)
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_writeoptions_destroy(syncWrite)
@@ -55,13 +85,22 @@ public final class RocksDB: @unchecked Sendable {
         }
     }
 
-    public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool = true) throws {
+    /// The family named `name` (it must have been opened).
+    public func family(_ name: String) -> ColumnFamily {
+        guard let f = families[name] else { preconditionFailure("column family \(name) was not opened") }
+        return f
+    }
+
+    func handle(_ f: ColumnFamily?) -> OpaquePointer { handles[f?.index ?? 0] }
+
+    public func put(_ key: [UInt8], _ value: [UInt8], in family: ColumnFamily? = nil, sync: Bool = true) throws {
         var err: UnsafeMutablePointer<CChar>? = nil
+        let cf = handle(family)
         key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
                 k.withMemoryRebound(to: CChar.self) { kc in
                     v.withMemoryRebound(to: CChar.self) { vc in
-                        rocksdb_put(db, sync ? syncWrite : asyncWrite, kc.baseAddress, k.count, vc.baseAddress, v.count, &err)
+                        rocksdb_put_cf(db, sync ? syncWrite : asyncWrite, cf, kc.baseAddress, k.count, vc.baseAddress, v.count, &err)
                     }
                 }
             }
@@ -69,12 +108,13 @@ public final class RocksDB: @unchecked Sendable {
         try Self.check(err, "put")
     }
 
-    public func get(_ key: [UInt8]) throws -> [UInt8]? {
+    public func get(_ key: [UInt8], in family: ColumnFamily? = nil) throws -> [UInt8]? {
         var err: UnsafeMutablePointer<CChar>? = nil
         var len = 0
+        let cf = handle(family)
         let p = key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { kc in
-                rocksdb_get(db, readOptions, kc.baseAddress, k.count, &len, &err)
+                rocksdb_get_cf(db, readOptions, cf, kc.baseAddress, k.count, &len, &err)
             }
         }
         try Self.check(err, "get")
@@ -83,11 +123,12 @@ public final class RocksDB: @unchecked Sendable {
         return p.withMemoryRebound(to: UInt8.self, capacity: len) { Array(UnsafeBufferPointer(start: $0, count: len)) }
     }
 
-    public func delete(_ key: [UInt8], sync: Bool = true) throws {
+    public func delete(_ key: [UInt8], in family: ColumnFamily? = nil, sync: Bool = true) throws {
         var err: UnsafeMutablePointer<CChar>? = nil
+        let cf = handle(family)
         key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { kc in
-                rocksdb_delete(db, sync ? syncWrite : asyncWrite, kc.baseAddress, k.count, &err)
+                rocksdb_delete_cf(db, sync ? syncWrite : asyncWrite, cf, kc.baseAddress, k.count, &err)
             }
         }
         try Self.check(err, "delete")
@@ -96,13 +137,29 @@ public final class RocksDB: @unchecked Sendable {
     /// Applies every put/delete of `batch` atomically.
     public func write(_ batch: WriteBatch, sync: Bool = true) throws {
         var err: UnsafeMutablePointer<CChar>? = nil
+        for (f, k, v) in batch.familyOps {
+            k.withUnsafeBufferPointer { kp in
+                kp.withMemoryRebound(to: CChar.self) { kc in
+                    if let v {
+                        v.withUnsafeBufferPointer { vp in
+                            vp.withMemoryRebound(to: CChar.self) { vc in
+                                rocksdb_writebatch_put_cf(batch.handle, handle(f), kc.baseAddress, kp.count, vc.baseAddress, vp.count)
+                            }
+                        }
+                    } else {
+                        rocksdb_writebatch_delete_cf(batch.handle, handle(f), kc.baseAddress, kp.count)
+                    }
+                }
+            }
+        }
+        batch.familyOps = []
         rocksdb_write(db, sync ? syncWrite : asyncWrite, batch.handle, &err)
         try Self.check(err, "write batch")
     }
 
     /// All pairs whose key starts with `prefix`, in key order.
-    public func scan(prefix: [UInt8], limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {
-        let it = rocksdb_create_iterator(db, readOptions)!
+    public func scan(prefix: [UInt8], in family: ColumnFamily? = nil, limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {
+        let it = rocksdb_create_iterator_cf(db, readOptions, handle(family))!
         defer { rocksdb_iter_destroy(it) }
         prefix.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: CChar.self) { pc in rocksdb_iter_seek(it, pc.baseAddress, p.count) }
@@ -148,5 +205,11 @@ public final class WriteBatch {
         }
     }
 
-    public var count: Int { Int(rocksdb_writebatch_count(handle)) }
+    /// Writes to named column families, resolved against the database at `write`.
+    var familyOps: [(ColumnFamily, [UInt8], [UInt8]?)] = []
+
+    public func put(_ key: [UInt8], _ value: [UInt8], in family: ColumnFamily) { familyOps.append((family, key, value)) }
+    public func delete(_ key: [UInt8], in family: ColumnFamily) { familyOps.append((family, key, nil)) }
+
+    public var count: Int { Int(rocksdb_writebatch_count(handle)) + familyOps.count }
 }

@@ -39,4 +39,27 @@ import Testing
         #expect(throws: StoreError.self) { try RocksDB(path: "/proc/efsc-cannot-create-here", createIfMissing: true) }
         #expect(throws: StoreError.self) { try RocksDB(path: tempDir(), createIfMissing: false) }
     }
+
+    @Test func columnFamiliesAreSeparateAndBatchesSpanThem() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let db = try RocksDB(path: dir, columnFamilies: ["blocks", "state"])
+            let blocks = db.family("blocks")
+            let state = db.family("state")
+            let b = WriteBatch()
+            b.put([1], [10], in: blocks)
+            b.put([1], [20], in: state)
+            b.put(Array("meta".utf8), [30])
+            try db.write(b)
+            #expect(try db.get([1], in: blocks) == [10])
+            #expect(try db.get([1], in: state) == [20])
+            #expect(try db.get([1]) == nil)
+            #expect(db.scan(prefix: [], in: state).count == 1)
+        }
+        // Reopening lists the same families with the data in place.
+        let again = try RocksDB(path: dir, columnFamilies: ["blocks", "state"])
+        #expect(try again.get([1], in: again.family("state")) == [20])
+        #expect(try again.get(Array("meta".utf8)) == [30])
+    }
 }
