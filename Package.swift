@@ -36,6 +36,7 @@ let package = Package(
         // Layer 4: storage and bus wrappers.
         .target(name: "EFSCStore", dependencies: ["CRocksDB"]),
         .target(name: "EFSCBus", dependencies: ["CMosquitto", "EFSCCore"]),
+        .target(name: "EFSCLedger", dependencies: ["EFSCCore", "EFSCStore"]),
         // Layer 5: consensus (pure state machine).
         // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "EFSCIdentityTests", dependencies: ["EFSCIdentity"]),
         .testTarget(name: "EFSCCredentialsTests", dependencies: ["EFSCCredentials"]),
         .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
+        .testTarget(name: "EFSCLedgerTests", dependencies: ["EFSCLedger", "EFSCBus"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCBus"]),

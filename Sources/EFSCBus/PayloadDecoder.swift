@@ -96,20 +96,23 @@ public enum PayloadDecoder {
         }
         let hashEnd = r.i
         var cert: [JSON] = []
-        if r.remaining >= 2 {
+        var certView: JSON = .null
+        if r.remaining > 0 {
+            certView = .number(Double(try r.uint(8)))
             let c = Int(try r.uint(2))
             for _ in 0..<c {
                 let replica = try r.uint(2)
-                let sig = try r.bytes(64)
+                let sig = try r.bytes(Int(try r.uint(2)))
                 cert.append(["replica": .number(Double(replica)), "signature": .string(Hex.encode(sig))])
             }
+            guard r.remaining == 0 else { throw Truncated() }
         }
         return [
             "format": "Block", "version": .number(Double(version)), "group": .string(group), "height": .number(Double(height)),
             "hash": .string(Digest.sha256Hex(Array(p[0..<hashEnd]))),
             "parentHash": .string(Hex.encode(parent)), "stateRoot": .string(Hex.encode(state)), "transactionsRoot": .string(Hex.encode(txRoot)),
             "proposer": .number(Double(proposer)), "view": .number(Double(view)), "timestamp": .number(Double(ts)),
-            "transactions": .array(txs), "certificate": .array(cert),
+            "transactions": .array(txs), "certificateView": certView, "certificate": .array(cert),
         ]
     }
 

@@ -57,7 +57,7 @@ import Testing
         let tx = Array(#"{"op":"evidence.submit"}"#.utf8)
         block += be(1, 4) + be(UInt64(tx.count), 4) + tx
         let hashed = block
-        block += be(1, 2) + be(3, 2) + [UInt8](repeating: 9, count: 64)
+        block += be(4, 8) + be(1, 2) + be(3, 2) + be(64, 2) + [UInt8](repeating: 9, count: 64)
         let b = PayloadDecoder.decode(topic: Topics.blocks("transaction", node: "node1"), payload: block)
         #expect(b["height"]?.intValue == 7)
         #expect(b["hash"]?.stringValue == Digest.sha256Hex(hashed))

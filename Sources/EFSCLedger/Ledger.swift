@@ -1,0 +1,140 @@
+import EFSCCore
+import EFSCStore
+
+/// Why a block could not be committed or read.
+public enum LedgerError: Error, CustomStringConvertible {
+    case notNext(expected: UInt64, got: UInt64)
+    case wrongParent(height: UInt64)
+    case wrongGroup(expected: String, got: String)
+    case wrongTransactionsRoot(height: UInt64)
+    case wrongStateRoot(height: UInt64, expected: String, got: String)
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .notNext(let e, let g): return "block height \(g) is not the next height \(e)"
+        case .wrongParent(let h): return "block \(h) does not extend the last committed block"
+        case .wrongGroup(let e, let g): return "block of group \(g) offered to the \(e) ledger"
+        case .wrongTransactionsRoot(let h): return "block \(h): transactions root does not match its transactions"
+        case .wrongStateRoot(let h, let e, let g): return "block \(h): state root \(g) differs from the executed state \(e) (divergence)"
+        case .corrupt(let m): return "ledger corrupt: \(m)"
+        }
+    }
+}
+
+/// One state write of a block's execution (`nil` deletes).
+public struct StateWrite: Sendable, Hashable {
+    public let key: [UInt8]
+    public let value: [UInt8]?
+    public init(key: [UInt8], value: [UInt8]?) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A chain group's ledger in RocksDB. Column families: `blocks` (height →
+/// encoded block), `txindex` (transaction hash → height, index), `state`
+/// (contract state), `meta` (height, last hash, state root). Every commit is
+/// one atomic write batch with a synced WAL, so a node killed at any instant
+/// reopens at a consistent height.
+///
+/// The state root is a commitment chain: root(h) = SHA-256(root(h−1) ‖
+/// SHA-256 of the block's sorted state writes), so nodes that executed the
+/// same blocks agree on it and any divergence shows at the first differing
+/// block. Inclusion of a transaction is proved by the block's Merkle
+/// transactions root.
+public final class Ledger: @unchecked Sendable {
+    public let group: String
+    let db: RocksDB
+    let blocks: ColumnFamily
+    let txindex: ColumnFamily
+    let state: ColumnFamily
+    let meta: ColumnFamily
+    private let lock = Lock()
+    public private(set) var height: UInt64 = 0
+    public private(set) var lastHash: [UInt8] = [UInt8](repeating: 0, count: 32)
+    public private(set) var stateRoot: [UInt8] = [UInt8](repeating: 0, count: 32)
+
+    public init(path: String, group: String) throws {
+        self.group = group
+        db = try RocksDB(path: path, columnFamilies: ["blocks", "txindex", "state", "meta"])
+        blocks = db.family("blocks")
+        txindex = db.family("txindex")
+        state = db.family("state")
+        meta = db.family("meta")
+        if let h = try db.get(Array("height".utf8), in: meta) {
+            guard h.count == 8, let lh = try db.get(Array("lastHash".utf8), in: meta), let sr = try db.get(Array("stateRoot".utf8), in: meta) else {
+                throw LedgerError.corrupt("meta column family incomplete")
+            }
+            height = Self.u64(h)
+            lastHash = lh
+            stateRoot = sr
+        }
+    }
+
+    static func be(_ v: UInt64) -> [UInt8] { (0..<8).reversed().map { UInt8(truncatingIfNeeded: v >> UInt64(8 * $0)) } }
+    static func u64(_ b: [UInt8]) -> UInt64 { b.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
+
+    /// The state root after applying `writes` to the current root.
+    public func nextStateRoot(_ writes: [StateWrite]) -> [UInt8] {
+        var w: [UInt8] = []
+        for x in writes.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            w += Self.be(UInt64(x.key.count)) + x.key
+            if let v = x.value { w += [1] + Self.be(UInt64(v.count)) + v } else { w += [0] }
+        }
+        return Digest.sha256(lock.withLock { stateRoot } + Digest.sha256(w))
+    }
+
+    /// Commits the next block with the state writes of its execution, atomically.
+    public func commit(_ block: Block, writes: [StateWrite]) throws {
+        try lock.withLock {
+            let h = block.header
+            guard h.group == group else { throw LedgerError.wrongGroup(expected: group, got: h.group) }
+            guard h.height == height + 1 else { throw LedgerError.notNext(expected: height + 1, got: h.height) }
+            guard h.parentHash == lastHash else { throw LedgerError.wrongParent(height: h.height) }
+            guard h.transactionsRoot == Block.transactionsRoot(block.transactions) else { throw LedgerError.wrongTransactionsRoot(height: h.height) }
+        }
+        let root = nextStateRoot(writes)
+        guard block.header.stateRoot == root else {
+            throw LedgerError.wrongStateRoot(height: block.header.height, expected: Hex.encode(root), got: Hex.encode(block.header.stateRoot))
+        }
+        let hash = block.hash
+        let b = WriteBatch()
+        b.put(Self.be(block.header.height), block.encoded, in: blocks)
+        for (i, t) in block.transactions.enumerated() {
+            b.put(Digest.sha256(t), Self.be(block.header.height) + Self.be(UInt64(i)), in: txindex)
+        }
+        for w in writes {
+            if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }
+        }
+        b.put(Array("height".utf8), Self.be(block.header.height), in: meta)
+        b.put(Array("lastHash".utf8), hash, in: meta)
+        b.put(Array("stateRoot".utf8), root, in: meta)
+        try lock.withLock {
+            try db.write(b, sync: true)
+            height = block.header.height
+            lastHash = hash
+            stateRoot = root
+        }
+    }
+
+    public func block(at h: UInt64) throws -> Block? {
+        guard let bytes = try db.get(Self.be(h), in: blocks) else { return nil }
+        do { return try Block(decoding: bytes) } catch { throw LedgerError.corrupt("block \(h): \(error)") }
+    }
+
+    /// Where a transaction is: height, index, the block, and its inclusion proof.
+    public func transaction(hash: [UInt8]) throws -> (height: UInt64, index: Int, block: Block, proof: [[UInt8]])? {
+        guard let loc = try db.get(hash, in: txindex), loc.count == 16 else { return nil }
+        let h = Self.u64(Array(loc[0..<8]))
+        let i = Int(Self.u64(Array(loc[8..<16])))
+        guard let b = try block(at: h), i < b.transactions.count else { throw LedgerError.corrupt("transaction index points past block \(h)") }
+        return (h, i, b, b.inclusionProof(index: i))
+    }
+
+    public func stateValue(_ key: [UInt8]) throws -> [UInt8]? { try db.get(key, in: state) }
+
+    public func stateScan(prefix: [UInt8], limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {
+        db.scan(prefix: prefix, in: state, limit: limit)
+    }
+}

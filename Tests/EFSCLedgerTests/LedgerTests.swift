@@ -1,0 +1,127 @@
+import EFSCBus
+import EFSCCore
+import Foundation
+import Testing
+@testable import EFSCLedger
+
+@Suite struct MerkleTests {
+    @Test func everyLeafProvesForEverySize() {
+        for size in 1...21 {
+            let leaves = (0..<size).map { Merkle.leafHash([UInt8($0)]) }
+            let root = Merkle.root(leaves)
+            for i in 0..<size {
+                let p = Merkle.proof(leaves, index: i)
+                #expect(Merkle.verify(leaf: leaves[i], index: i, size: size, proof: p, root: root), "size \(size) index \(i)")
+                // Wrong leaf, wrong index or a tampered path fail.
+                #expect(!Merkle.verify(leaf: Merkle.leafHash([99]), index: i, size: size, proof: p, root: root))
+                if size > 1 {
+                    #expect(!Merkle.verify(leaf: leaves[i], index: (i + 1) % size, size: size, proof: p, root: root))
+                    var bad = p
+                    bad[0][0] ^= 1
+                    #expect(!Merkle.verify(leaf: leaves[i], index: i, size: size, proof: bad, root: root))
+                }
+            }
+        }
+    }
+
+    @Test func rfc6962Shape() {
+        // Two leaves: root = H(1 ‖ H(0 ‖ a) ‖ H(0 ‖ b)).
+        let a = Merkle.leafHash([1])
+        let b = Merkle.leafHash([2])
+        #expect(Merkle.root([a, b]) == Digest.sha256([1] + a + b))
+        #expect(Merkle.root([]) == Digest.sha256([]))
+        #expect(Merkle.root([a]) == a)
+    }
+}
+
+func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block {
+    let h = BlockHeader(
+        group: ledger.group, height: ledger.height + 1, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
+        transactionsRoot: Block.transactionsRoot(txs), proposer: 0, view: 0, timestamp: 1_700_000_000_000 + ledger.height)
+    var b = Block(header: h, transactions: txs)
+    b.certificateView = 3
+    b.certificate = [CertificateEntry(replica: 0, signature: [1, 2]), CertificateEntry(replica: 2, signature: [3])]
+    return b
+}
+
+@Suite struct BlockAndLedgerTests {
+    func dir() -> String { FileManager.default.temporaryDirectory.appendingPathComponent("efsc-ledger-\(UUID().uuidString)").path }
+
+    @Test func blockRoundTripAndHash() throws {
+        let l = try Ledger(path: dir(), group: "transaction")
+        let b = makeBlock(l, txs: [Array(#"{"op":"a"}"#.utf8), []], writes: [])
+        let back = try Block(decoding: b.encoded)
+        #expect(back == b)
+        // The certificate is not part of the hash (it is made after agreeing on it).
+        var other = b
+        other.certificate = []
+        #expect(other.hash == b.hash)
+        #expect(try Block(decoding: b.body).certificate.isEmpty)
+        // Truncations and garbage never trap.
+        for cut in 0..<b.encoded.count where cut != b.body.count {
+            #expect(throws: BlockDecodingError.self) { try Block(decoding: Array(b.encoded.prefix(cut))) }
+        }
+        #expect(throws: BlockDecodingError.self) { try Block(decoding: b.encoded + [0]) }
+        // The bus decoder (efsc bus tap) reads the same layout.
+        let j = PayloadDecoder.decode(topic: Topics.blocks("transaction", node: "node1"), payload: b.encoded)
+        #expect(j["hash"]?.stringValue == Hex.encode(b.hash))
+        #expect(j["certificate"]?.arrayValue?.count == 2)
+        #expect(j["certificateView"]?.intValue == 3)
+        #expect(j["transactions"]?.arrayValue?.first?["op"] == "a")
+    }
+
+    @Test func commitReopenAndLookups() throws {
+        let path = dir()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var hashes: [[UInt8]] = []
+        do {
+            let l = try Ledger(path: path, group: "transaction")
+            for i in 0..<5 {
+                let tx = Array("{\"n\":\(i)}".utf8)
+                let w = [StateWrite(key: Array("k\(i)".utf8), value: [UInt8(i)]), StateWrite(key: Array("k0".utf8), value: i == 4 ? nil : [0])]
+                let b = makeBlock(l, txs: [tx, Array("{\"m\":\(i)}".utf8)], writes: w)
+                try l.commit(b, writes: w)
+                hashes.append(b.hash)
+            }
+            #expect(l.height == 5)
+        }
+        let l = try Ledger(path: path, group: "transaction")
+        #expect(l.height == 5)
+        #expect(l.lastHash == hashes[4])
+        #expect(try l.block(at: 3)?.hash == hashes[2])
+        #expect(try l.stateValue(Array("k3".utf8)) == [3])
+        #expect(try l.stateValue(Array("k0".utf8)) == nil)
+        let found = try #require(try l.transaction(hash: Digest.sha256(Array("{\"m\":2}".utf8))))
+        #expect(found.height == 3)
+        #expect(found.index == 1)
+        #expect(
+            Merkle.verify(
+                leaf: Merkle.leafHash(found.block.transactions[1]), index: 1, size: found.block.transactions.count, proof: found.proof,
+                root: found.block.header.transactionsRoot))
+        #expect(try l.transaction(hash: Digest.sha256([7])) == nil)
+    }
+
+    @Test func rejectsBlocksThatDoNotFit() throws {
+        let path = dir()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let l = try Ledger(path: path, group: "identity")
+        let good = makeBlock(l, txs: [[1]], writes: [])
+        var skip = good
+        skip.header.height = 2
+        #expect(throws: LedgerError.self) { try l.commit(skip, writes: []) }
+        var orphan = good
+        orphan.header.parentHash = Digest.sha256([1])
+        #expect(throws: LedgerError.self) { try l.commit(orphan, writes: []) }
+        var badRoot = good
+        badRoot.transactions = [[2]]
+        #expect(throws: LedgerError.self) { try l.commit(badRoot, writes: []) }
+        // Executing different writes than the proposer is a divergence.
+        #expect(throws: LedgerError.self) { try l.commit(good, writes: [StateWrite(key: [1], value: [1])]) }
+        var wrongGroup = good
+        wrongGroup.header.group = "transaction"
+        #expect(throws: LedgerError.self) { try l.commit(wrongGroup, writes: []) }
+        try l.commit(good, writes: [])
+        #expect(l.height == 1)
+        #expect(throws: LedgerError.self) { try l.commit(good, writes: []) }
+    }
+}
