@@ -1,0 +1,34 @@
+import EFSCBus
+import EFSCCore
+import EFSCLedger
+import Foundation
+import Testing
+
+/// kill -9 a process while it commits blocks: nothing it acknowledged is
+/// lost, the ledger reopens consistent, and writing resumes.
+@Suite(.serialized) struct LedgerCrashTests {
+    @Test func killNineLosesNothingAcknowledged() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-crash-\(UUID().uuidString)").path
+        let log = dir + ".log"
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: log)
+        }
+        for round in 0..<3 {
+            let p = try ChildProcess(
+                path: CLITests.binary, arguments: ["ledger", "fill", "--dir", dir, "--blocks", "1000000", "--m", "8"], outputPath: log)
+            usleep(useconds_t(400_000 + round * 150_000))
+            p.signal(SIGKILL)
+            #expect(p.wait(timeout: 5))
+            let acknowledged = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+                .compactMap { $0.hasPrefix("committed ") ? UInt64($0.dropFirst(10)) : nil }.max() ?? 0
+            #expect(acknowledged > 0, "the writer committed nothing before the kill")
+            let ledger = try Ledger(path: dir, group: "transaction")
+            #expect(ledger.height >= acknowledged, "round \(round): acknowledged \(acknowledged), ledger has \(ledger.height)")
+        }
+        let check = try ChildProcess(path: CLITests.binary, arguments: ["ledger", "verify", "--dir", dir], outputPath: log + ".verify")
+        defer { try? FileManager.default.removeItem(atPath: log + ".verify") }
+        #expect(check.wait(timeout: 60))
+        #expect(check.exitCode == 0, "\((try? String(contentsOfFile: log + ".verify", encoding: .utf8)) ?? "")")
+    }
+}
