@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "EFSCStore", dependencies: ["CRocksDB"]),
         .target(name: "EFSCBus", dependencies: ["CMosquitto", "EFSCCore"]),
         .target(name: "EFSCLedger", dependencies: ["EFSCCore", "EFSCStore"]),
+        .target(name: "EFSCContracts", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCLedger"]),
         // Layer 5: consensus (pure state machine).
         // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),
@@ -52,6 +53,7 @@ let package = Package(
         .testTarget(name: "EFSCCredentialsTests", dependencies: ["EFSCCredentials"]),
         .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
         .testTarget(name: "EFSCLedgerTests", dependencies: ["EFSCLedger", "EFSCBus"]),
+        .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCLedger"]),

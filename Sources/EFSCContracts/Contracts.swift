@@ -1,0 +1,210 @@
+import EFSCCore
+import EFSCCredentials
+import EFSCIdentity
+
+/// The native system contracts of EFSC's two chain groups. Execution is
+/// deterministic: it reads only the contract state, the block height and the
+/// transaction (no clock, no I/O), so every node reaches the same state.
+///
+/// State keys: `nonce/<did>`, `did/<did>` (operation log), `template/<id>/<version>`,
+/// `offer/<id>`, `channel/<id>`, `evidence/<channel>`, `evidence-hash/<tscHash>`.
+public struct Contracts {
+    public let group: String
+    /// Resolves DIDs for signature checks. On the identity group this is the
+    /// group's own state; the transaction group reads the identity group.
+    public let resolveDID: (String) -> DIDHistory?
+    /// DIDs of the network's TCCs (from genesis): only they submit evidence.
+    public let tccs: Set<String>
+
+    public init(group: String, tccs: Set<String> = [], resolveDID: @escaping (String) -> DIDHistory?) {
+        self.group = group
+        self.tccs = tccs
+        self.resolveDID = resolveDID
+    }
+
+    /// Executes one transaction against `state` at `height`. A rejected
+    /// transaction leaves no writes and gets a receipt saying why.
+    public func execute(_ tx: ChainTransaction, state: ContractState, height: UInt64) -> Receipt {
+        let mark = state.mark()
+        do {
+            let result = try run(tx, state, height)
+            return Receipt(txHash: Hex.encode(tx.hash), ok: true, error: nil, result: result)
+        } catch {
+            state.reset(mark)
+            return Receipt(txHash: Hex.encode(tx.hash), ok: false, error: "\(error)", result: nil)
+        }
+    }
+
+    func run(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64) throws -> JSON? {
+        guard tx.group == group else { throw ContractError("transaction is for group '\(tx.group ?? "?")', not '\(group)'") }
+        guard let sender = tx.sender, DIDSyntax.isValid(sender) else { throw ContractError("sender is missing or not a DID") }
+        guard let nonce = tx.nonce, nonce >= 0 else { throw ContractError("nonce is missing or negative") }
+        guard let op = tx.op else { throw ContractError("op is missing") }
+        // The signer: a registered (or, for did.register, the new) DID.
+        let signerDoc: DIDDocument
+        if op == "did.register" {
+            guard let o = tx.args["operation"]?.objectValue else { throw ContractError("did.register needs args.operation") }
+            let h: DIDHistory
+            do { h = try DIDHistory(create: o) } catch { throw ContractError("\(error)") }
+            guard h.did == sender else { throw ContractError("sender \(sender) is not the DID being registered") }
+            signerDoc = h.current.document
+        } else {
+            guard let h = history(sender, s) ?? resolveDID(sender) else { throw ContractError("unknown DID \(sender)") }
+            guard !h.deactivated else { throw ContractError("DID \(sender) is deactivated") }
+            signerDoc = h.current.document
+        }
+        try checkProof(tx, signerDoc)
+        let last = s.get("nonce/\(sender)")?.intValue ?? -1
+        guard nonce > last else { throw ContractError("replayed or stale nonce \(nonce) (last used \(last))") }
+        s.set("nonce/\(sender)", .number(Double(nonce)))
+        switch (group, op) {
+        case ("identity", "did.register"): return try didRegister(tx, s)
+        case ("identity", "did.update"), ("identity", "did.deactivate"): return try didUpdate(tx, s, sender)
+        case ("identity", "template.register"): return try templateRegister(tx, s, sender)
+        case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
+        case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
+        default: throw ContractError("unknown operation '\(op)' for group \(group)")
+        }
+    }
+
+    func checkProof(_ tx: ChainTransaction, _ doc: DIDDocument) throws {
+        let proofs = EddsaJcs2022.proofs(of: tx.json)
+        guard proofs.count == 1, let p = proofs.first else { throw ContractError("a transaction carries exactly one proof") }
+        guard p["proofPurpose"]?.stringValue == "capabilityInvocation" else { throw ContractError("proof purpose must be capabilityInvocation") }
+        guard let vm = p["verificationMethod"]?.stringValue else { throw ContractError("proof has no verificationMethod") }
+        do {
+            let key = try doc.signingKey(vm, for: .capabilityInvocation)
+            try EddsaJcs2022.verifyProof(document: tx.json, proof: p, key: key)
+        } catch {
+            throw ContractError("bad signature: \(error)")
+        }
+    }
+
+    // MARK: identity group
+
+    func history(_ did: String, _ s: ContractState) -> DIDHistory? {
+        guard let ops = s.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), let first = ops.first,
+            var h = try? DIDHistory(create: first)
+        else { return nil }
+        for o in ops.dropFirst() { try? h.apply(o) }
+        return h
+    }
+
+    func didRegister(_ tx: ChainTransaction, _ s: ContractState) throws -> JSON? {
+        let op = tx.args["operation"]!.objectValue!
+        let did = tx.sender!
+        guard s.get("did/\(did)") == nil else { throw ContractError("DID \(did) is already registered") }
+        s.set("did/\(did)", .array([.object(op)]))
+        return ["did": .string(did), "version": 1]
+    }
+
+    func didUpdate(_ tx: ChainTransaction, _ s: ContractState, _ sender: String) throws -> JSON? {
+        guard let op = tx.args["operation"]?.objectValue else { throw ContractError("\(tx.op!) needs args.operation") }
+        guard op["did"]?.stringValue == sender else { throw ContractError("a DID can only be changed by itself") }
+        guard var h = history(sender, s), let ops = s.get("did/\(sender)")?.arrayValue else { throw ContractError("unknown DID \(sender)") }
+        let expected = tx.op == "did.update" ? "update" : "deactivate"
+        guard op["operation"]?.stringValue == expected else { throw ContractError("\(tx.op!) needs a '\(expected)' operation") }
+        do { try h.apply(op) } catch { throw ContractError("\(error)") }
+        s.set("did/\(sender)", .array(ops + [.object(op)]))
+        return ["did": .string(sender), "version": .number(Double(h.current.version)), "deactivated": .bool(h.deactivated)]
+    }
+
+    func templateRegister(_ tx: ChainTransaction, _ s: ContractState, _ sender: String) throws -> JSON? {
+        guard let tj = tx.args["template"] else { throw ContractError("template.register needs args.template") }
+        let t: Template
+        do {
+            t = try Template(json: tj) { id, v in
+                BaseTemplates.lookup(id: id, version: v) ?? s.get("template/\(id)/\(v)").flatMap { try? Template(json: $0) }
+            }
+        } catch {
+            throw ContractError("\(error)")
+        }
+        guard t.owner == sender else { throw ContractError("only the owner \(t.owner) can register this template") }
+        guard BaseTemplates.lookup(id: t.id, version: 1) == nil else { throw ContractError("\(t.id) is a built-in template id") }
+        guard s.get("template/\(t.id)/\(t.version)") == nil else { throw ContractError("template \(t.id) version \(t.version) already exists") }
+        if t.version > 1 {
+            guard let prev = s.get("template/\(t.id)/\(t.version - 1)") else { throw ContractError("template \(t.id) has no version \(t.version - 1)") }
+            guard prev["owner"]?.stringValue == sender else { throw ContractError("template \(t.id) belongs to another owner") }
+        }
+        s.set("template/\(t.id)/\(t.version)", t.json)
+        return ["id": .string(t.id), "version": .number(Double(t.version))]
+    }
+
+    // MARK: transaction group
+
+    func offerPublish(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+        let a = tx.args
+        guard let id = a["offerId"]?.stringValue, !id.isEmpty, id.utf8.count <= 128 else { throw ContractError("offer.publish needs offerId (1-128 characters)") }
+        guard let spec = a["computingPower"]?.objectValue, spec["resourceType"]?.stringValue != nil else {
+            throw ContractError("offer.publish needs computingPower.resourceType")
+        }
+        guard let price = a["unitPrice"]?.doubleValue, price >= 0 else { throw ContractError("unitPrice must be a number ≥ 0") }
+        guard let capacity = a["capacity"]?.intValue, capacity > 0 else { throw ContractError("capacity must be a positive integer") }
+        if let existing = s.get("offer/\(id)"), existing["provider"]?.stringValue != sender {
+            throw ContractError("offer \(id) belongs to another provider")
+        }
+        let offer: JSON = [
+            "offerId": .string(id), "provider": .string(sender), "computingPower": .object(spec), "unitPrice": .number(price),
+            "capacity": .number(Double(capacity)), "remaining": .number(Double(capacity)), "templateId": a["templateId"] ?? .null,
+            "templateVersion": a["templateVersion"] ?? .null, "height": .number(Double(height)),
+        ]
+        s.set("offer/\(id)", offer)
+        return offer
+    }
+
+    /// Matchmaking (read-only): offers that satisfy a demand, cheapest total
+    /// cost first, ties by offer id. Demand: resourceType, quantity,
+    /// maxUnitPrice, durationHours, optional minMemoryGiB.
+    public static func match(_ demand: JSONObject, state: ContractState) throws -> [JSON] {
+        guard let type = demand["resourceType"]?.stringValue else { throw ContractError("demand needs resourceType") }
+        guard let q = demand["quantity"]?.intValue, q > 0 else { throw ContractError("demand needs a positive integer quantity") }
+        let maxPrice = demand["maxUnitPrice"]?.doubleValue ?? .infinity
+        let hours = demand["durationHours"]?.doubleValue ?? 1
+        guard hours > 0 else { throw ContractError("durationHours must be > 0") }
+        let minMem = demand["minMemoryGiB"]?.doubleValue ?? 0
+        var out: [(Double, String, JSON)] = []
+        for (_, o) in state.scan(prefix: "offer/") {
+            guard o["computingPower"]?["resourceType"]?.stringValue == type, let remaining = o["remaining"]?.intValue, remaining >= q,
+                let price = o["unitPrice"]?.doubleValue, price <= maxPrice, (o["computingPower"]?["memoryGiB"]?.doubleValue ?? 0) >= minMem
+            else { continue }
+            let total = price * Double(q) * hours
+            var m = o.objectValue!
+            m["totalCost"] = .number(total)
+            out.append((total, o["offerId"]?.stringValue ?? "", .object(m)))
+        }
+        return out.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.map(\.2)
+    }
+
+    /// Evidence of the latest TSC of a channel: `{channelId, sequence, tscHash}`,
+    /// or a batch `{items: [...], root}` under the TCC's transaction signature.
+    /// Later sequence numbers supersede earlier ones; a stale one is rejected.
+    func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+        guard tccs.contains(sender) else { throw ContractError("\(sender) is not a TCC of this network") }
+        let items: [JSONObject]
+        if let list = tx.args["items"]?.arrayValue {
+            items = list.compactMap(\.objectValue)
+            guard items.count == list.count, !items.isEmpty, items.count <= 4096 else { throw ContractError("items must be 1-4096 objects") }
+        } else {
+            items = [tx.args]
+        }
+        var accepted: [JSON] = []
+        for (i, e) in items.enumerated() {
+            guard let ch = e["channelId"]?.stringValue, !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
+            guard let seq = e["sequence"]?.intValue, seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
+            guard let h = e["tscHash"]?.stringValue, h.utf8.count == 64, Hex.decode(h) != nil else {
+                throw ContractError("item \(i): tscHash must be 64 hex digits")
+            }
+            if let prev = s.get("evidence/\(ch)"), let ps = prev["sequence"]?.intValue, seq <= ps {
+                throw ContractError("item \(i): stale sequence \(seq) for channel \(ch) (on chain: \(ps))")
+            }
+            let rec: JSON = [
+                "channelId": .string(ch), "sequence": .number(Double(seq)), "tscHash": .string(h), "tcc": .string(sender),
+                "height": .number(Double(height)), "txHash": .string(Hex.encode(tx.hash)), "index": .number(Double(i)),
+            ]
+            s.set("evidence/\(ch)", rec)
+            s.set("evidence-hash/\(h)", rec)
+            accepted.append(rec)
+        }
+        return ["evidences": .number(Double(accepted.count))]
+    }
+}

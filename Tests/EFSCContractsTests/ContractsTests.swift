@@ -1,0 +1,162 @@
+import EFSCCore
+import EFSCCredentials
+import EFSCIdentity
+import Testing
+@testable import EFSCContracts
+
+/// A party with a did:efsc and a signing key.
+struct Party {
+    let key = Ed25519SecretKey()
+    let did: String
+    let create: JSONObject
+    var nonce = 0
+    init() throws {
+        let (d, _, op) = try EFSCDID.createOperation(network: "test", key: key)
+        did = d
+        create = op
+    }
+    var method: String { "\(did)#key-1" }
+    mutating func tx(_ group: String, _ op: String, _ args: JSONObject) throws -> ChainTransaction {
+        nonce += 1
+        return try ChainTransaction.make(group: group, sender: did, nonce: nonce, op: op, args: args, key: key, method: method)
+    }
+}
+
+@Suite struct IdentityContractTests {
+    @Test func registerRotateDeactivate() throws {
+        var alice = try Party()
+        let state = ContractState()
+        let c = Contracts(group: "identity") { _ in nil }
+        let r = c.execute(try alice.tx("identity", "did.register", ["operation": .object(alice.create)]), state: state, height: 1)
+        #expect(r.ok, "\(r.error ?? "")")
+        // Registering again is refused, with a reason.
+        let again = c.execute(try alice.tx("identity", "did.register", ["operation": .object(alice.create)]), state: state, height: 1)
+        #expect(again.error == "DID \(alice.did) is already registered")
+        // Rotate to a new key, signed by the current key.
+        let doc = c.history(alice.did, state)!.current.document
+        let newKey = Ed25519SecretKey()
+        let (_, rot) = try EFSCDID.rotateOperation(current: doc, version: 1, currentKey: alice.key, currentMethod: alice.method, newKey: newKey)
+        #expect(c.execute(try alice.tx("identity", "did.update", ["operation": .object(rot)]), state: state, height: 2).ok)
+        // The old key no longer signs transactions.
+        let stale = c.execute(try alice.tx("identity", "template.register", [:]), state: state, height: 3)
+        #expect(stale.error?.hasPrefix("bad signature") == true)
+        #expect(c.history(alice.did, state)?.current.version == 2)
+    }
+
+    @Test func rejectionsSayWhy() throws {
+        var alice = try Party()
+        var mallory = try Party()
+        let state = ContractState()
+        let c = Contracts(group: "identity") { _ in nil }
+        let reg = try alice.tx("identity", "did.register", ["operation": .object(alice.create)])
+        #expect(c.execute(reg, state: state, height: 1).ok)
+        // Replay of the same transaction (same nonce).
+        #expect(c.execute(reg, state: state, height: 2).error?.contains("replayed or stale nonce") == true)
+        // Unknown sender.
+        #expect(c.execute(try mallory.tx("identity", "template.register", [:]), state: state, height: 2).error == "unknown DID \(mallory.did)")
+        // Registering someone else's DID.
+        let steal = try mallory.tx("identity", "did.register", ["operation": .object(alice.create)])
+        #expect(c.execute(steal, state: state, height: 2).error?.contains("is not the DID being registered") == true)
+        // A tampered transaction.
+        var t = try alice.tx("identity", "did.update", ["operation": [:]]).json
+        t["nonce"] = 99
+        #expect(c.execute(ChainTransaction(json: t), state: state, height: 2).error?.hasPrefix("bad signature") == true)
+        // Wrong group and unknown op.
+        #expect(c.execute(try alice.tx("transaction", "did.update", [:]), state: state, height: 2).error?.contains("not 'identity'") == true)
+        #expect(c.execute(try alice.tx("identity", "mint.coins", [:]), state: state, height: 2).error == "unknown operation 'mint.coins' for group identity")
+        // A deactivated DID can do nothing more.
+        let doc = c.history(alice.did, state)!.current.document
+        let de = try EFSCDID.deactivateOperation(current: doc, version: 1, signer: alice.key, signerMethod: alice.method)
+        #expect(c.execute(try alice.tx("identity", "did.deactivate", ["operation": .object(de)]), state: state, height: 3).ok)
+        #expect(c.execute(try alice.tx("identity", "template.register", [:]), state: state, height: 4).error == "DID \(alice.did) is deactivated")
+        // A rejected transaction leaves no writes behind (its nonce included).
+        let before = state.writes
+        _ = c.execute(try mallory.tx("identity", "template.register", [:]), state: state, height: 5)
+        #expect(state.writes == before)
+    }
+
+    @Test func templatesAreOwnerOnlyAndVersioned() throws {
+        var p = try Party()
+        var q = try Party()
+        let state = ContractState()
+        let c = Contracts(group: "identity") { _ in nil }
+        #expect(c.execute(try p.tx("identity", "did.register", ["operation": .object(p.create)]), state: state, height: 1).ok)
+        #expect(c.execute(try q.tx("identity", "did.register", ["operation": .object(q.create)]), state: state, height: 1).ok)
+        let t1 = try ProviderTemplates.timeOfDayTIT(owner: p.did)
+        #expect(c.execute(try p.tx("identity", "template.register", ["template": t1.json]), state: state, height: 2).ok)
+        #expect(c.execute(try p.tx("identity", "template.register", ["template": t1.json]), state: state, height: 2).error?.contains("already exists") == true)
+        let t2 = try ProviderTemplates.timeOfDayTIT(owner: p.did, version: 2)
+        #expect(c.execute(try q.tx("identity", "template.register", ["template": t2.json]), state: state, height: 3).error?.contains("only the owner") == true)
+        #expect(c.execute(try p.tx("identity", "template.register", ["template": t2.json]), state: state, height: 3).ok)
+        let t4 = try ProviderTemplates.timeOfDayTIT(owner: p.did, version: 4)
+        #expect(c.execute(try p.tx("identity", "template.register", ["template": t4.json]), state: state, height: 4).error?.contains("no version 3") == true)
+        let builtin = BaseTemplates.tit.json
+        var fake = builtin.objectValue!
+        fake["owner"] = .string(p.did)
+        #expect(c.execute(try p.tx("identity", "template.register", ["template": .object(fake)]), state: state, height: 4).error?.contains("built-in") == true)
+    }
+}
+
+@Suite struct TransactionContractTests {
+    func setup() throws -> (Contracts, ContractState, Party, Party, Party) {
+        let provider = try Party()
+        let consumer = try Party()
+        let tcc = try Party()
+        var histories: [String: DIDHistory] = [:]
+        for p in [provider, consumer, tcc] { histories[p.did] = try DIDHistory(create: p.create) }
+        let c = Contracts(group: "transaction", tccs: [tcc.did]) { histories[$0] }
+        return (c, ContractState(), provider, consumer, tcc)
+    }
+
+    @Test func offersAndMatchmaking() throws {
+        var (c, state, provider, _, _) = try setup()
+        func offer(_ id: String, _ type: String, _ price: Double, _ cap: Int, mem: Double = 80) throws -> Receipt {
+            c.execute(
+                try provider.tx(
+                    "transaction", "offer.publish",
+                    ["offerId": .string(id), "computingPower": ["resourceType": .string(type), "memoryGiB": .number(mem)], "unitPrice": .number(price), "capacity": .number(Double(cap))]),
+                state: state, height: 1)
+        }
+        #expect(try offer("b", "gpu", 10, 8).ok)
+        #expect(try offer("a", "gpu", 10, 4).ok)
+        #expect(try offer("c", "gpu", 7, 1).ok)
+        #expect(try offer("d", "cpu", 1, 100).ok)
+        #expect(try offer("e", "gpu", 25, 16).ok)
+        #expect(try offer("f", "gpu", 9, 8, mem: 16).ok)
+        #expect(try offer("bad", "gpu", -1, 1).error == "unitPrice must be a number ≥ 0")
+        let m = try Contracts.match(["resourceType": "gpu", "quantity": 2, "maxUnitPrice": 20, "durationHours": 3, "minMemoryGiB": 40], state: state)
+        // c lacks capacity, e is too dear, f too small, d is a CPU; a and b tie on cost → id order.
+        #expect(m.map { $0["offerId"]?.stringValue } == ["a", "b"])
+        #expect(m.first?["totalCost"]?.doubleValue == 60)
+        #expect(throws: ContractError.self) { try Contracts.match(["resourceType": "gpu", "quantity": 0], state: state) }
+    }
+
+    @Test func evidenceSupersedesAndRejectsStale() throws {
+        var (c, state, provider, _, tcc) = try setup()
+        let h1 = Hex.encode(Digest.sha256([1]))
+        let h2 = Hex.encode(Digest.sha256([2]))
+        #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h1)]), state: state, height: 5).ok)
+        #expect(state.get("evidence/ch-1")?["sequence"]?.intValue == 10)
+        let stale = c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h2)]), state: state, height: 6)
+        #expect(stale.error == "item 0: stale sequence 10 for channel ch-1 (on chain: 10)")
+        // A batch: all items or none.
+        let batch = c.execute(
+            try tcc.tx(
+                "transaction", "evidence.submit",
+                ["items": [["channelId": "ch-1", "sequence": 20, "tscHash": .string(h2)], ["channelId": "ch-2", "sequence": 1, "tscHash": .string(h1)]]]),
+            state: state, height: 7)
+        #expect(batch.ok)
+        #expect(state.get("evidence/ch-1")?["sequence"]?.intValue == 20)
+        #expect(state.get("evidence-hash/\(h2)")?["height"]?.intValue == 7)
+        let partlyStale = c.execute(
+            try tcc.tx(
+                "transaction", "evidence.submit",
+                ["items": [["channelId": "ch-3", "sequence": 1, "tscHash": .string(h1)], ["channelId": "ch-2", "sequence": 1, "tscHash": .string(h1)]]]),
+            state: state, height: 8)
+        #expect(!partlyStale.ok)
+        #expect(state.get("evidence/ch-3") == nil)
+        // Only TCCs submit evidence.
+        #expect(c.execute(try provider.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": .string(h1)]), state: state, height: 9).error == "\(provider.did) is not a TCC of this network")
+        #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": "zz"]), state: state, height: 9).error == "item 0: tscHash must be 64 hex digits")
+    }
+}
