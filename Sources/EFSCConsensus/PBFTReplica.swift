@@ -69,11 +69,11 @@ public struct PBFTDurableState: Hashable, Sendable {
     public var view: UInt64 = 0
     public var changingView = false
     public var lastExec: UInt64 = 0
-    public var lastExecDigest: [UInt8] = []
+    public var lastExecDigest: [UInt8] = [UInt8](repeating: 0, count: 32)
     public var lastExecCert: [SignedMessage] = []
     /// Last stable checkpoint: sequence, state digest and 2f+1 signed checkpoint messages.
     public var stableSeq: UInt64 = 0
-    public var stableDigest: [UInt8] = []
+    public var stableDigest: [UInt8] = [UInt8](repeating: 0, count: 32)
     public var stableProof: [SignedMessage] = []
     /// Digests of executed blocks above the stable checkpoint.
     public var executed: [UInt64: [UInt8]] = [:]
