@@ -57,20 +57,32 @@ public enum PayloadDecoder {
         let version = try r.u8()
         let type = Int(try r.u8())
         let group = try r.str8()
-        let view = try r.uint(8)
-        let seq = try r.uint(8)
-        let digest = try r.bytes(32)
         let sender = try r.uint(2)
-        let n = Int(try r.uint(4))
-        let body = try r.bytes(n)
-        let sig = try r.bytes(64)
         var o: JSONObject = [
-            "format": "ConsensusMessage", "version": .number(Double(version)),
-            "type": .string(consensusTypes[type] ?? "unknown(\(type))"), "group": .string(group),
-            "view": .number(Double(view)), "sequence": .number(Double(seq)), "digest": .string(Hex.encode(digest)),
-            "sender": .number(Double(sender)), "bodyBytes": .number(Double(n)), "signature": .string(Hex.encode(sig)),
+            "format": "ConsensusMessage", "version": .number(Double(version)), "type": .string(consensusTypes[type] ?? "unknown(\(type))"),
+            "group": .string(group), "sender": .number(Double(sender)), "bytes": .number(Double(p.count)),
         ]
-        if type == 1, let b = try? block(body) { o["block"] = b }
+        if (1...6).contains(type) {
+            let v = try r.uint(8)
+            let seq = try r.uint(8)
+            if type == 6 {
+                o["view"] = .number(Double(v))
+            } else {
+                let digest = try r.bytes(32)
+                o[type == 5 ? "newView" : "view"] = .number(Double(v))
+                o[type == 5 ? "stableCheckpoint" : "sequence"] = .number(Double(seq))
+                o[type >= 4 ? "stateRoot" : "digest"] = .string(Hex.encode(digest))
+                if type == 1 {
+                    let body = try r.bytes(Int(try r.uint(4)))
+                    o["block"] = (try? block(body)) ?? .string("(\(body.count) bytes)")
+                }
+            }
+        }
+        if type <= 4 {
+            let sig = try r.bytes(Int(try r.uint(2)))
+            guard r.remaining == 0 else { throw Truncated() }
+            o["signature"] = .string(Hex.encode(sig))
+        }
         return .object(o)
     }
 

@@ -64,8 +64,8 @@ import Testing
         #expect(b["transactions"]?.arrayValue?.first?["op"] == "evidence.submit")
         #expect(b["certificate"]?.arrayValue?.count == 1)
 
-        var msg: [UInt8] = [0x45, 0x50, 1, 1, 11] + Array("transaction".utf8)
-        msg += be(5, 8) + be(7, 8) + [UInt8](repeating: 4, count: 32) + be(2, 2) + be(UInt64(block.count), 4) + block + [UInt8](repeating: 8, count: 64)
+        var msg: [UInt8] = [0x45, 0x50, 1, 1, 11] + Array("transaction".utf8) + be(2, 2)
+        msg += be(5, 8) + be(7, 8) + [UInt8](repeating: 4, count: 32) + be(UInt64(hashed.count), 4) + hashed + be(64, 2) + [UInt8](repeating: 8, count: 64)
         let m = PayloadDecoder.decode(topic: Topics.pbft("transaction", from: "node3"), payload: msg)
         #expect(m["type"] == "pre-prepare")
         #expect(m["sender"]?.intValue == 2)
