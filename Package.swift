@@ -38,12 +38,14 @@ let package = Package(
         .target(name: "EFSCBus", dependencies: ["CMosquitto", "EFSCCore"]),
         .target(name: "EFSCLedger", dependencies: ["EFSCCore", "EFSCStore"]),
         .target(name: "EFSCContracts", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCLedger"]),
+        // Layer 6: the node runtime (I/O around the pure consensus state machine).
+        .target(name: "EFSCNode", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts"]),
         // Layer 5: consensus (pure state machine).
         // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
-            "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus",
+            "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "efsc", dependencies: ["EFSCCLI"]),

@@ -175,6 +175,9 @@ public final class BrokerProcess: @unchecked Sendable {
         p.wait(timeout: 5)
     }
 
+    /// Leaves the broker running after this object goes away (devnet).
+    public func detach() { process = nil }
+
     public var isRunning: Bool { process?.isRunning ?? false }
 
     static func accepts(_ port: Int) -> Bool {

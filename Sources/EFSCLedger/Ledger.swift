@@ -134,6 +134,11 @@ public final class Ledger: @unchecked Sendable {
 
     public func stateValue(_ key: [UInt8]) throws -> [UInt8]? { try db.get(key, in: state) }
 
+    /// Node-private metadata kept with the ledger (e.g. the consensus
+    /// replica's durable state), written with a synced WAL.
+    public func putMeta(_ key: String, _ value: [UInt8]) throws { try db.put(Array("x/\(key)".utf8), value, in: meta, sync: true) }
+    public func getMeta(_ key: String) throws -> [UInt8]? { try db.get(Array("x/\(key)".utf8), in: meta) }
+
     public func stateScan(prefix: [UInt8], limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {
         db.scan(prefix: prefix, in: state, limit: limit)
     }

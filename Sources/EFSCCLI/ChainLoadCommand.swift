@@ -1,0 +1,149 @@
+import ArgumentParser
+import EFSCBus
+import EFSCContracts
+import EFSCCore
+import EFSCIdentity
+import Foundation
+
+/// Submitting signed transactions: one (`chain submit`) or a load (`chain load`).
+enum Submitter {
+    /// Registers `identity` (a tcc1.json-style file: did, secretKeyMultibase,
+    /// operation) on the identity group unless already there.
+    static func ensureRegistered(client: MQTTClient, did: String, key: Ed25519SecretKey, operation: JSONObject, timeout: Double) async throws {
+        let q: JSON = ["kind": "did", "params": ["did": .string(did)]]
+        if let r = try? await client.request(Topics.query("identity", "did"), payload: try JCS.canonicalize(q), timeout: timeout),
+            (try? JSONParser.parse(r.payload))?["ok"]?.boolValue == true
+        {
+            return
+        }
+        let tx = try ChainTransaction.make(
+            group: "identity", sender: did, nonce: 0, op: "did.register", args: ["operation": .object(operation)], key: key, method: "\(did)#key-1")
+        let r = try await client.request(Topics.tx("identity"), payload: tx.bytes, timeout: timeout)
+        let j = try JSONParser.parse(r.payload)
+        guard j["status"]?.stringValue == "committed" || (j["error"]?.stringValue ?? "").contains("already registered") else {
+            throw CLIError("registering \(did) failed: \(j["error"]?.stringValue ?? j.compactString())")
+        }
+    }
+}
+
+struct ChainSubmit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit", abstract: "Submit a signed transaction (JSON) and print its receipt once committed.",
+        discussion: "Exit status: 0 committed, 1 rejected or no receipt within --timeout.")
+    @OptionGroup var brokerOptions: BrokerOptions
+    @Option(name: .long, help: "Seconds to wait for the receipt.") var timeout: Double = 10
+    @Argument(help: "Transaction JSON file, or - for standard input.") var file: String?
+
+    func run() async throws {
+        let r = try await exitOnError(code: 1) { () async throws -> JSON in
+            let tx = try Output.readObject(file, what: "transaction")
+            guard let g = tx["group"]?.stringValue else { throw CLIError("transaction has no group") }
+            let client = try await brokerOptions.connect(clientPrefix: "efsc-submit")
+            defer { Task { await client.disconnect() } }
+            let reply = try await client.request(Topics.tx(g), payload: try JCS.canonicalize(.object(tx)), timeout: timeout)
+            return try JSONParser.parse(reply.payload)
+        }
+        Output.line(r.compactString())
+        if r["status"]?.stringValue != "committed" { throw ExitCode(1) }
+    }
+}
+
+struct ChainLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Submit signed evidence transactions at a rate and report committed throughput and latency.",
+        discussion: """
+            Signs as a TCC (--identity: a tcc1.json written by `efsc devnet init`), registering its DID on the
+            identity group first if needed. Each transaction carries --batch evidences (distinct channels).
+            Reports submitted and committed transactions, committed evidences per second and commit latency
+            p50/p99 (submit → receipt), as JSON with --json: submitted, committed, rejected, evidencesPerSecond,
+            commitP50Millis, commitP99Millis, seconds.
+            """)
+    @OptionGroup var brokerOptions: BrokerOptions
+    @Option(name: .long, help: "Chain group (evidence lives on transaction).") var group = "transaction"
+    @Option(name: .long, help: "Transactions per second to submit.") var rate: Double = 100
+    @Option(name: .long, help: "Seconds to submit for.") var seconds: Double = 5
+    @Option(name: .long, help: "Evidences per transaction.") var batch = 1
+    @Option(name: .long, help: "TCC identity file (did, secretKeyMultibase, operation).") var identity: String
+    @Option(name: .long, help: "Seconds to wait for the last receipts.") var drain: Double = 15
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    final class Stats: @unchecked Sendable {
+        let lock = Lock()
+        var committed = 0
+        var rejected = 0
+        var latencies: [Double] = []
+        var firstError: String?
+    }
+
+    func run() async throws {
+        try await exitOnError(code: 1) {
+            guard rate > 0, rate <= 1_000_000, seconds > 0, (1...4096).contains(batch) else {
+                throw CLIError("--rate must be in (0, 1e6], --seconds > 0, --batch 1...4096")
+            }
+            let id = try Output.readJSON(identity)
+            guard let did = id["did"]?.stringValue, let sk = id["secretKeyMultibase"]?.stringValue, let op = id["operation"]?.objectValue else {
+                throw CLIError("\(identity) needs did, secretKeyMultibase and operation")
+            }
+            let key = try Ed25519SecretKey(multibase: sk)
+            let client = try await brokerOptions.connect(clientPrefix: "efsc-load")
+            try await Submitter.ensureRegistered(client: client, did: did, key: key, operation: op, timeout: 20)
+            let stats = Stats()
+            let start = DateTime.currentTime()
+            let total = Int(rate * seconds)
+            let run = Hex.encode(Digest.randomBytes(4))
+            let baseNonce = Int(start * 1000) * 1000
+            try await withThrowingTaskGroup(of: Void.self) { g in
+                for i in 0..<total {
+                    let due = start + Double(i) / rate
+                    let wait = due - DateTime.currentTime()
+                    if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+                    let items: [JSON] = (0..<batch).map { k in
+                        [
+                            "channelId": .string("load-\(run)-\(i)-\(k)"), "sequence": 1,
+                            "tscHash": .string(Digest.sha256Hex(Array("\(run)/\(i)/\(k)".utf8))),
+                        ]
+                    }
+                    let args: JSONObject = batch == 1 ? items[0].objectValue! : ["items": .array(items)]
+                    let tx = try ChainTransaction.make(
+                        group: group, sender: did, nonce: baseNonce + i, op: "evidence.submit", args: args, key: key, method: "\(did)#key-1")
+                    let sent = DateTime.currentTime()
+                    let timeout = drain + seconds
+                    g.addTask {
+                        do {
+                            let r = try await client.request(Topics.tx(group), payload: tx.bytes, timeout: timeout)
+                            let j = try JSONParser.parse(r.payload)
+                            stats.lock.withLock {
+                                if j["status"]?.stringValue == "committed" {
+                                    stats.committed += 1
+                                    stats.latencies.append((DateTime.currentTime() - sent) * 1000)
+                                } else {
+                                    stats.rejected += 1
+                                    if stats.firstError == nil { stats.firstError = j["error"]?.stringValue }
+                                }
+                            }
+                        } catch {
+                            stats.lock.withLock { if stats.firstError == nil { stats.firstError = "\(error)" } }
+                        }
+                    }
+                }
+                try await g.waitForAll()
+            }
+            await client.disconnect()
+            let elapsed = DateTime.currentTime() - start
+            let (c, rj, lat, err) = stats.lock.withLock { (stats.committed, stats.rejected, stats.latencies.sorted(), stats.firstError) }
+            func pct(_ p: Double) -> Double { lat.isEmpty ? 0 : lat[min(lat.count - 1, Int(Double(lat.count) * p))] }
+            let out: JSON = [
+                "submitted": .number(Double(total)), "committed": .number(Double(c)), "rejected": .number(Double(rj)),
+                "evidencesPerSecond": .number((Double(c * batch) / elapsed).rounded()), "commitP50Millis": .number((pct(0.5) * 10).rounded() / 10),
+                "commitP99Millis": .number((pct(0.99) * 10).rounded() / 10), "seconds": .number((elapsed * 100).rounded() / 100),
+                "firstError": err.map(JSON.string) ?? .null,
+            ]
+            if json {
+                Output.line(out.compactString())
+            } else {
+                Output.line("submitted \(total), committed \(c), rejected \(rj) in \(String(format: "%.1f", elapsed)) s: \(Int(Double(c * batch) / elapsed)) evidences/s, commit p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms\(err.map { "; first error: \($0)" } ?? "")")
+            }
+        }
+    }
+}

@@ -1,0 +1,387 @@
+import Dispatch
+import EFSCBus
+import EFSCConsensus
+import EFSCContracts
+import EFSCCore
+import EFSCIdentity
+import EFSCLedger
+
+/// Runs one chain group on a node: feeds the pure PBFT replica with bus
+/// messages and clock ticks on a serial queue, and carries out its actions
+/// (persist to RocksDB, publish on the bus, execute and commit blocks).
+/// Bus handlers only enqueue work, so the MQTT network thread never waits.
+public final class GroupRunner: @unchecked Sendable {
+    public let group: String
+    let config: NodeConfig
+    let client: MQTTClient
+    public let ledger: Ledger
+    let contracts: Contracts
+    let q: DispatchQueue
+    var replica: PBFTReplica
+    var timer: DispatchSourceTimer?
+
+    struct Pending {
+        let tx: ChainTransaction
+        let bytes: [UInt8]
+        let hash: [UInt8]
+        let reply: MQTTMessage?
+    }
+
+    var pool: [Pending] = []
+    var poolIndex: [[UInt8]: Int] = [:]
+    var replies: [[UInt8]: MQTTMessage] = [:]
+    var lastProposal = 0.0
+    var lastStatus = 0.0
+    public private(set) var log: (String) -> Void
+
+    init(group: String, config: NodeConfig, client: MQTTClient, resolveDID: @escaping (String) -> DIDHistory?, log: @escaping (String) -> Void) throws {
+        self.group = group
+        self.config = config
+        self.client = client
+        self.log = log
+        ledger = try Ledger(path: "\(config.dataDir)/\(group)", group: group)
+        contracts = Contracts(group: group, tccs: Set(config.tccs), resolveDID: resolveDID)
+        q = DispatchQueue(label: "efsc.group.\(group)")
+        var pc = PBFTConfig(group: group, n: config.members.count)
+        pc.viewChangeTimeout = config.viewChangeTimeoutTicks
+        pc.checkpointInterval = UInt64(config.checkpointInterval)
+        pc.retransmitInterval = max(5, config.viewChangeTimeoutTicks / 8)
+        var durable = PBFTDurableState()
+        if let b = try ledger.getMeta("pbft") { durable = try PBFTCodec.decodeDurable(b) }
+        // The ledger is the truth for what was executed (it is committed before
+        // the replica's state is persisted again).
+        if durable.lastExec < ledger.height {
+            durable.lastExec = ledger.height
+            durable.lastExecDigest = ledger.lastHash
+        }
+        let maxTx = config.maxTransactionsPerBlock
+        let g = group
+        replica = PBFTReplica(
+            config: pc, me: config.index, authenticator: Ed25519Authenticator(secret: config.secretKey, members: config.members.map(\.publicKey)),
+            durable: durable,
+            validate: { seq, payload in
+                guard let b = try? Block(decoding: payload) else { return false }
+                return b.header.group == g && b.header.height == seq && b.transactions.count <= maxTx
+                    && b.header.transactionsRoot == Block.transactionsRoot(b.transactions)
+            })
+    }
+
+    var memberID: String { config.nodeId }
+
+    // MARK: start / stop
+
+    func start() async throws {
+        try await client.subscribe(Topics.pbftAll(group), qos: .atMostOnce) { [weak self] m in self?.onConsensus(m) }
+        try await client.subscribe(Topics.direct(group, to: memberID), qos: .atMostOnce) { [weak self] m in self?.onConsensus(m) }
+        try await client.subscribe(Topics.tx(group), qos: .atLeastOnce) { [weak self] m in self?.onTransaction(m) }
+        try await client.subscribe(Topics.sync(group, node: memberID), qos: .atLeastOnce) { [weak self] m in self?.onSyncRequest(m) }
+        try await client.subscribe(Topics.queryShared(group), qos: .atLeastOnce) { [weak self] m in self?.onQuery(m) }
+        try await client.subscribe(Topics.queryForNode(group, node: memberID), qos: .atLeastOnce) { [weak self] m in self?.onQuery(m) }
+        let t = DispatchSource.makeTimerSource(queue: q)
+        t.schedule(deadline: .now(), repeating: .milliseconds(config.tickMillis))
+        t.setEventHandler { [weak self] in self?.onTick() }
+        timer = t
+        t.resume()
+        q.async { self.publishStatus(force: true) }
+    }
+
+    func stop() {
+        q.sync {
+            timer?.cancel()
+            timer = nil
+        }
+    }
+
+    // MARK: inputs (network thread → queue)
+
+    func onConsensus(_ m: MQTTMessage) {
+        q.async {
+            guard let (g, sm) = try? PBFTCodec.decode(m.payload), g == self.group, sm.sender != self.config.index else { return }
+            self.apply(self.replica.step(.message(sm)))
+        }
+    }
+
+    func onTransaction(_ m: MQTTMessage) {
+        q.async {
+            guard let j = try? JSONParser.parse(m.payload), let o = j.objectValue else {
+                self.reply(m, ["status": "rejected", "error": "malformed transaction JSON"])
+                return
+            }
+            let tx = ChainTransaction(json: o)
+            guard tx.group == self.group else {
+                self.reply(m, ["status": "rejected", "error": .string("transaction is for group '\(tx.group ?? "?")'")])
+                return
+            }
+            let h = tx.hash
+            if self.poolIndex[h] != nil { return }
+            guard self.pool.count < self.config.poolLimit else {
+                self.reply(m, ["status": "rejected", "error": .string("pending pool is full (\(self.config.poolLimit)); retry later")])
+                return
+            }
+            self.poolIndex[h] = self.pool.count
+            self.pool.append(Pending(tx: tx, bytes: tx.bytes, hash: h, reply: m.properties.responseTopic == nil ? nil : m))
+            if m.properties.responseTopic != nil { self.replies[h] = m }
+        }
+    }
+
+    func reply(_ request: MQTTMessage, _ body: JSON) {
+        guard request.properties.responseTopic != nil else { return }
+        let payload = (try? JCS.canonicalize(body)) ?? []
+        Task { try? await self.client.respond(to: request, payload: payload) }
+    }
+
+    func onTick() {
+        apply(replica.step(.pendingWork(!pool.isEmpty)))
+        apply(replica.step(.tick))
+        maybePropose()
+        publishStatus(force: false)
+    }
+
+    // MARK: proposing
+
+    func maybePropose() {
+        guard replica.canPropose, !pool.isEmpty else { return }
+        let now = DateTime.currentTime()
+        guard (now - lastProposal) * 1000 >= Double(config.minBlockIntervalMillis) else { return }
+        lastProposal = now
+        let take = Array(pool.prefix(config.maxTransactionsPerBlock))
+        let txs = take.map(\.bytes)
+        let state = ContractState(ledger: ledger)
+        let height = ledger.height + 1
+        for p in take { _ = contracts.execute(p.tx, state: state, height: height) }
+        let header = BlockHeader(
+            group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(state.writes),
+            transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000))
+        apply(replica.step(.propose(Block(header: header, transactions: txs).body)))
+    }
+
+    // MARK: actions
+
+    func apply(_ actions: [PBFTAction]) {
+        for a in actions {
+            switch a {
+            case .persist(let d):
+                do { try ledger.putMeta("pbft", PBFTCodec.encode(durable: d)) } catch { log("cannot persist consensus state: \(error)") }
+            case .broadcast(let m):
+                try? client.publishNow(Topics.pbft(group, from: memberID), payload: PBFTCodec.encode(group: group, m))
+            case .send(let to, let m):
+                guard to >= 0, to < config.members.count else { continue }
+                try? client.publishNow(Topics.direct(group, to: config.members[to].id), payload: PBFTCodec.encode(group: group, m))
+            case .commit(let b):
+                commit(b)
+            case .requestSync(let from, let hint):
+                requestSync(from: from, hint: hint)
+            case .divergence(let seq, let mine, let quorum):
+                log("DIVERGENCE in \(group) at \(seq): our state root \(Hex.encode(mine)), quorum \(Hex.encode(quorum))")
+            case .viewChanged(let v):
+                log("\(group): view \(v)")
+                publishStatus(force: true)
+            }
+        }
+    }
+
+    func commit(_ cb: CommittedBlock) {
+        var block: Block
+        if cb.payload.isEmpty {
+            // A null block (a view change found nothing to re-issue at this height).
+            let header = BlockHeader(
+                group: group, height: cb.seq, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot([]),
+                transactionsRoot: Block.transactionsRoot([]), proposer: config.members.count, view: cb.view, timestamp: 0)
+            block = Block(header: header, transactions: [])
+        } else {
+            guard let b = try? Block(decoding: cb.payload) else {
+                log("\(group): committed block \(cb.seq) does not decode; halting this group")
+                timer?.cancel()
+                return
+            }
+            block = b
+        }
+        let state = ContractState(ledger: ledger)
+        var receipts: [(ChainTransaction, Receipt)] = []
+        for t in block.transactions {
+            guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
+            let tx = ChainTransaction(json: o)
+            receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq)))
+        }
+        block.certificateView = cb.view
+        block.certificate = cb.certificate.map { CertificateEntry(replica: $0.sender, signature: $0.signature) }
+        do {
+            try ledger.commit(block, writes: state.writes)
+        } catch {
+            log("\(group): cannot commit block \(cb.seq): \(error); halting this group")
+            timer?.cancel()
+            return
+        }
+        // Committed transactions leave the pool; the node that received a
+        // request answers it with the receipt.
+        let committed = Set(block.transactions.map { Digest.sha256($0) })
+        if !committed.isEmpty {
+            pool.removeAll { committed.contains($0.hash) }
+            poolIndex = [:]
+            for (i, p) in pool.enumerated() { poolIndex[p.hash] = i }
+        }
+        for (tx, r) in receipts {
+            if let req = replies.removeValue(forKey: tx.hash) {
+                var j = r.json
+                j["height"] = .number(Double(cb.seq))
+                reply(req, j)
+            }
+        }
+        let encoded = block.encoded
+        Task { try? await client.publish(Topics.blocks(group, node: memberID), payload: encoded, qos: .atLeastOnce) }
+        apply(replica.step(.executed(seq: cb.seq, stateDigest: ledger.stateRoot)))
+        publishStatus(force: false)
+    }
+
+    // MARK: state transfer
+
+    func requestSync(from: UInt64, hint: Int?) {
+        let peers = config.members.indices.filter { $0 != config.index }
+        let target = hint.flatMap { peers.contains($0) ? $0 : nil } ?? peers.randomElement()!
+        let req: JSON = ["from": .number(Double(from)), "max": 64]
+        let topic = Topics.sync(group, node: config.members[target].id)
+        Task {
+            guard let r = try? await client.request(topic, payload: (try? JCS.canonicalize(req)) ?? [], timeout: 5) else { return }
+            var blocks: [Block] = []
+            var rd = r.payload[...]
+            func u32() -> Int? {
+                guard rd.count >= 4 else { return nil }
+                defer { rd = rd.dropFirst(4) }
+                return rd.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+            }
+            guard let n = u32(), n <= 64 else { return }
+            for _ in 0..<n {
+                guard let len = u32(), rd.count >= len, let b = try? Block(decoding: Array(rd.prefix(len))) else { return }
+                rd = rd.dropFirst(len)
+                blocks.append(b)
+            }
+            let fetched = blocks
+            q.async {
+                for b in fetched {
+                    // Null blocks were agreed as an empty payload.
+                    let isNull = b.header.proposer == self.config.members.count && b.transactions.isEmpty
+                    let payload = isNull ? [] : b.body
+                    let digest = Digest.sha256(payload)
+                    let cert = b.certificate.map {
+                        SignedMessage(sender: $0.replica, message: .commit(view: b.certificateView, seq: b.header.height, digest: digest), signature: $0.signature)
+                    }
+                    self.apply(self.replica.step(.synced(seq: b.header.height, payload: payload, certificate: cert)))
+                }
+            }
+        }
+    }
+
+    func onSyncRequest(_ m: MQTTMessage) {
+        q.async {
+            guard let j = try? JSONParser.parse(m.payload), let from = j["from"]?.intValue, from >= 1 else { return }
+            let max = min(64, j["max"]?.intValue ?? 64)
+            var out: [UInt8] = []
+            var blocks: [[UInt8]] = []
+            var h = UInt64(from)
+            var size = 0
+            while blocks.count < max, h <= self.ledger.height, size < 900_000, let b = try? self.ledger.block(at: h) {
+                let e = b.encoded
+                size += e.count + 4
+                blocks.append(e)
+                h += 1
+            }
+            func u32(_ v: Int) { out += [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
+            u32(blocks.count)
+            for b in blocks {
+                u32(b.count)
+                out += b
+            }
+            Task { try? await self.client.respond(to: m, payload: out) }
+        }
+    }
+
+    // MARK: status and queries
+
+    func statusJSON() -> JSON {
+        [
+            "group": .string(group), "node": .string(memberID), "height": .number(Double(ledger.height)), "view": .number(Double(replica.view)),
+            "leader": .string(config.members[replica.primary].id), "isLeader": .bool(replica.isPrimary), "changingView": .bool(replica.isChangingView),
+            "pendingPool": .number(Double(pool.count)), "lastBlockHash": .string(Hex.encode(ledger.lastHash)),
+            "stateRoot": .string(Hex.encode(ledger.stateRoot)), "time": .string(DateTime.now()),
+        ]
+    }
+
+    func publishStatus(force: Bool) {
+        let now = DateTime.currentTime()
+        guard force || now - lastStatus >= 0.25 else { return }
+        lastStatus = now
+        let payload = (try? JCS.canonicalize(statusJSON())) ?? []
+        try? client.publishNow(Topics.status(group, node: memberID), payload: payload, retain: true, properties: .init(contentType: "application/json"))
+    }
+
+    func onQuery(_ m: MQTTMessage) {
+        q.async {
+            let kind = m.topic.split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
+            let params = (try? JSONParser.parse(m.payload))?["params"]?.objectValue ?? (try? JSONParser.parse(m.payload))?.objectValue ?? [:]
+            var result: JSON
+            do {
+                result = ["ok": true, "node": .string(self.memberID), "height": .number(Double(self.ledger.height)), "result": try self.query(kind, params)]
+            } catch {
+                result = ["ok": false, "node": .string(self.memberID), "error": .string("\(error)")]
+            }
+            self.reply(m, result)
+        }
+    }
+
+    func query(_ kind: String, _ p: JSONObject) throws -> JSON {
+        let state = ContractState(ledger: ledger)
+        switch kind {
+        case "status":
+            return statusJSON()
+        case "block":
+            let h = p["height"]?.intValue.map(UInt64.init) ?? ledger.height
+            guard let b = try ledger.block(at: h) else { throw ContractError("no block at height \(h)") }
+            return blockJSON(b)
+        case "tx":
+            guard let hs = p["hash"]?.stringValue, let h = Hex.decode(hs), let t = try ledger.transaction(hash: h) else { throw ContractError("unknown transaction") }
+            return [
+                "height": .number(Double(t.height)), "index": .number(Double(t.index)), "transaction": (try? JSONParser.parse(t.block.transactions[t.index])) ?? .null,
+                "proof": .array(t.proof.map { .string(Hex.encode($0)) }), "transactionsRoot": .string(Hex.encode(t.block.header.transactionsRoot)),
+                "blockHash": .string(Hex.encode(t.block.hash)),
+            ]
+        case "did":
+            guard let did = p["did"]?.stringValue else { throw ContractError("params.did is missing") }
+            guard let ops = state.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), let first = ops.first else {
+                throw ContractError("unknown DID '\(did)'")
+            }
+            var h = try DIDHistory(create: first)
+            for o in ops.dropFirst() { try h.apply(o) }
+            return [
+                "didDocument": h.current.document.json,
+                "didDocumentMetadata": ["versionId": .string(String(h.current.version)), "deactivated": .bool(h.deactivated)],
+                "operations": .array(ops.map { .object($0) }),
+            ]
+        case "template":
+            guard let id = p["id"]?.stringValue else { throw ContractError("params.id is missing") }
+            let v = p["version"]?.intValue ?? 1
+            guard let t = state.get("template/\(id)/\(v)") else { throw ContractError("unknown template '\(id)' version \(v)") }
+            return t
+        case "offers":
+            return .array(state.scan(prefix: "offer/").map(\.1))
+        case "match":
+            return .array(try Contracts.match(p, state: state))
+        case "evidence":
+            if let h = p["tscHash"]?.stringValue, let e = state.get("evidence-hash/\(h)") { return e }
+            if let c = p["channelId"]?.stringValue, let e = state.get("evidence/\(c)") { return e }
+            throw ContractError("no evidence for that channel or hash")
+        default:
+            throw ContractError("unknown query kind '\(kind)'")
+        }
+    }
+
+    func blockJSON(_ b: Block) -> JSON {
+        [
+            "group": .string(b.header.group), "height": .number(Double(b.header.height)), "hash": .string(Hex.encode(b.hash)),
+            "parentHash": .string(Hex.encode(b.header.parentHash)), "stateRoot": .string(Hex.encode(b.header.stateRoot)),
+            "transactionsRoot": .string(Hex.encode(b.header.transactionsRoot)), "proposer": .number(Double(b.header.proposer)),
+            "view": .number(Double(b.header.view)), "timestamp": .number(Double(b.header.timestamp)),
+            "transactions": .array(b.transactions.map { (try? JSONParser.parse($0)) ?? .null }),
+            "certificate": .array(b.certificate.map { ["replica": .number(Double($0.replica)), "signature": .string(Hex.encode($0.signature))] }),
+        ]
+    }
+}

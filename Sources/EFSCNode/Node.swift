@@ -1,0 +1,60 @@
+import EFSCBus
+import EFSCCore
+import EFSCIdentity
+import Foundation
+
+/// A chain node: one bus connection and one `GroupRunner` per configured
+/// group. The transaction group resolves DIDs from the identity group's state.
+public final class Node: @unchecked Sendable {
+    public let config: NodeConfig
+    let client: MQTTClient
+    public private(set) var runners: [String: GroupRunner] = [:]
+    let logHandle: FileHandle
+
+    public init(config: NodeConfig, log: FileHandle = .standardError) throws {
+        self.config = config
+        self.logHandle = log
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        var mc = try MQTTConfiguration(url: config.broker, clientID: config.nodeId)
+        mc.offlinePolicy = .queue(limit: 100_000)
+        mc.will = .init(topic: Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"offline"}"#.utf8))
+        mc.reconnectDelay = (1, 5)
+        client = try MQTTClient(mc)
+        let logger: (String) -> Void = { [log] line in log.write(Data("\(DateTime.now()) \(config.nodeId) \(line)\n".utf8)) }
+        for g in config.groups {
+            runners[g] = try GroupRunner(
+                group: g, config: config, client: client,
+                resolveDID: { [weak self] did in self?.resolveFromIdentity(did) }, log: logger)
+        }
+    }
+
+    func resolveFromIdentity(_ did: String) -> DIDHistory? {
+        guard let id = runners["identity"] else { return nil }
+        return id.contractsHistory(did)
+    }
+
+    public func start() async throws {
+        try await client.connect()
+        try await client.publish(Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"online"}"#.utf8))
+        for g in config.groups { try await runners[g]!.start() }
+        logHandle.write(Data("\(DateTime.now()) \(config.nodeId) started: groups \(config.groups.joined(separator: ",")), broker \(config.broker)\n".utf8))
+    }
+
+    /// Stops ticking, then disconnects cleanly (no will message).
+    public func stop() async {
+        for r in runners.values { r.stop() }
+        try? await client.publish(Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"offline"}"#.utf8))
+        await client.disconnect()
+    }
+}
+
+extension GroupRunner {
+    /// A DID's history from this (identity) group's committed state.
+    func contractsHistory(_ did: String) -> DIDHistory? {
+        guard let ops = (try? ledger.stateValue(Array("did/\(did)".utf8))).flatMap({ $0 }).flatMap({ try? JSONParser.parse($0) })?.arrayValue?.compactMap(\.objectValue),
+            let first = ops.first, var h = try? DIDHistory(create: first)
+        else { return nil }
+        for o in ops.dropFirst() { try? h.apply(o) }
+        return h
+    }
+}
