@@ -1,0 +1,85 @@
+import ArgumentParser
+import EFSCBus
+import EFSCCore
+import Foundation
+
+/// `efsc bench onchain`: the paper's Fig. 3 on a local devnet.
+struct BenchOnchain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "onchain",
+        abstract: "Committed evidences per second and bytes per evidence for each block size M (paper Fig. 3).",
+        discussion: """
+            For each M: a fresh devnet of --nodes node processes and one broker (all on this machine), then
+            `efsc chain load` submits evidence transactions of --batch evidences each at --rate for --seconds.
+            Reports committed evidences per second, on-disk bytes per evidence (one node's transaction-group
+            RocksDB directory after the run, divided by its evidences), and commit latency p50/p99.
+            Paper: ≈1.2K evidences/s at M = 64 on a 24-core server, 1.2–1.9 KB per evidence.
+            JSON: one object per M with m, evidencesPerSecond, bytesPerEvidence, commitP50Millis, commitP99Millis.
+            """)
+    @Option(name: .long, help: "Nodes (3f+1).") var nodes = 4
+    @Option(name: .long, help: "Comma-separated M values (transactions per block).") var m = "1,2,4,8,16,32,64,128,256"
+    @Option(name: .long, help: "Seconds of load per M.") var seconds: Double = 5
+    @Option(name: .long, help: "Transactions per second offered.") var rate: Double = 400
+    @Option(name: .long, help: "Evidences per transaction (one TCC signature over a batch).") var batch = 16
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await exitOnError(code: 1) {
+            let ms = m.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !ms.isEmpty, ms.allSatisfy({ (1...100_000).contains($0) }) else { throw CLIError("--m must list block sizes 1...100000") }
+            let exe = Devnet.executable
+            var rows: [JSON] = []
+            for mv in ms {
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-onchain-\(getpid())-\(mv)").path
+                defer {
+                    _ = try? Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
+                    try? FileManager.default.removeItem(atPath: dir)
+                }
+                guard try Self.run(exe, ["devnet", "init", "--dir", dir, "--nodes", String(nodes), "--m", String(mv)], timeout: 60).code == 0 else {
+                    throw CLIError("devnet init failed")
+                }
+                let up = try Self.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
+                guard up.code == 0 else { throw CLIError("devnet up failed: \(up.out)") }
+                let net = try Devnet(dir: dir)
+                let load = try Self.run(
+                    exe,
+                    ["chain", "load", "--broker", net.brokerURL, "--identity", dir + "/tcc1.json", "--rate", String(rate), "--seconds", String(seconds),
+                     "--batch", String(batch), "--json"], timeout: seconds + 120)
+                guard load.code == 0, let j = try? JSONParser.parse(load.out) else { throw CLIError("chain load failed: \(load.out)") }
+                _ = try Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
+                let committed = (j["committed"]?.doubleValue ?? 0) * Double(batch)
+                let bytes = Self.directorySize(dir + "/node1/data/transaction")
+                let row: JSON = [
+                    "m": .number(Double(mv)), "evidencesPerSecond": j["evidencesPerSecond"] ?? 0,
+                    "bytesPerEvidence": .number(committed > 0 ? (Double(bytes) / committed).rounded() : 0),
+                    "commitP50Millis": j["commitP50Millis"] ?? 0, "commitP99Millis": j["commitP99Millis"] ?? 0,
+                    "committedEvidences": .number(committed), "nodes": .number(Double(nodes)),
+                ]
+                rows.append(row)
+                if !json {
+                    Output.line(
+                        "M=\(mv): \(row["evidencesPerSecond"]!.intValue ?? 0) evidences/s, \(row["bytesPerEvidence"]!.intValue ?? 0) B/evidence, commit p50 \(row["commitP50Millis"]!.compactString()) ms p99 \(row["commitP99Millis"]!.compactString()) ms")
+                }
+            }
+            if json { Output.line(JSON.array(rows).prettyString()) }
+        }
+    }
+
+    static func run(_ exe: String, _ args: [String], timeout: Double) throws -> (code: Int32, out: String) {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try ChildProcess(path: exe, arguments: args, outputPath: out)
+        if !p.wait(timeout: timeout) { p.terminate(grace: 2) }
+        return (p.exitCode ?? -1, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    }
+
+    static func directorySize(_ path: String) -> Int {
+        var total = 0
+        if let e = FileManager.default.enumerator(atPath: path) {
+            for case let f as String in e {
+                total += (try? FileManager.default.attributesOfItem(atPath: path + "/" + f)[.size] as? Int) ?? 0
+            }
+        }
+        return total
+    }
+}
