@@ -54,9 +54,7 @@ public struct Contracts {
             signerDoc = h.current.document
         }
         try checkProof(tx, signerDoc)
-        let last = s.get("nonce/\(sender)")?.intValue ?? -1
-        guard nonce > last else { throw ContractError("replayed or stale nonce \(nonce) (last used \(last))") }
-        s.set("nonce/\(sender)", .number(Double(nonce)))
+        try useNonce(nonce, sender, s)
         switch (group, op) {
         case ("identity", "did.register"): return try didRegister(tx, s)
         case ("identity", "did.update"), ("identity", "did.deactivate"): return try didUpdate(tx, s, sender)
@@ -64,6 +62,39 @@ public struct Contracts {
         case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
         case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
         default: throw ContractError("unknown operation '\(op)' for group \(group)")
+        }
+    }
+
+    /// Nonces of the last `nonceWindow` below the highest one used may arrive
+    /// late (clients submit concurrently); each is accepted once. Anything
+    /// older, or already used, is a replay. State: highest nonce + a bitmap.
+    public static let nonceWindow = 1024
+
+    func useNonce(_ nonce: Int, _ sender: String, _ s: ContractState) throws {
+        let rec = s.get("nonce/\(sender)")
+        let high = rec?["high"]?.intValue ?? -1
+        var bits = Hex.decode(rec?["seen"]?.stringValue ?? "") ?? []
+        if bits.count != Self.nonceWindow / 8 { bits = [UInt8](repeating: 0, count: Self.nonceWindow / 8) }
+        // Bit k = nonce (high - k) was used.
+        func isSet(_ k: Int) -> Bool { bits[k / 8] & (1 << UInt8(k % 8)) != 0 }
+        func set(_ k: Int) { bits[k / 8] |= 1 << UInt8(k % 8) }
+        if nonce > high {
+            let shift = high < 0 ? Self.nonceWindow : nonce - high
+            if shift >= Self.nonceWindow {
+                bits = [UInt8](repeating: 0, count: Self.nonceWindow / 8)
+            } else {
+                var n = [UInt8](repeating: 0, count: Self.nonceWindow / 8)
+                for k in 0..<(Self.nonceWindow - shift) where isSet(k) { n[(k + shift) / 8] |= 1 << UInt8((k + shift) % 8) }
+                bits = n
+            }
+            set(0)
+            s.set("nonce/\(sender)", ["high": .number(Double(nonce)), "seen": .string(Hex.encode(bits))])
+        } else {
+            let k = high - nonce
+            guard k < Self.nonceWindow else { throw ContractError("stale nonce \(nonce) (more than \(Self.nonceWindow) below \(high))") }
+            guard !isSet(k) else { throw ContractError("replayed nonce \(nonce)") }
+            set(k)
+            s.set("nonce/\(sender)", ["high": .number(Double(high)), "seen": .string(Hex.encode(bits))])
         }
     }
 

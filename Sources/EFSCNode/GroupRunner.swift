@@ -31,6 +31,8 @@ public final class GroupRunner: @unchecked Sendable {
     var poolIndex: [[UInt8]: Int] = [:]
     var replies: [[UInt8]: MQTTMessage] = [:]
     var lastProposal = 0.0
+    /// DID histories read from this group's state, valid for one height.
+    let historyCache = Guarded<(height: UInt64, entries: [String: DIDHistory?])>((0, [:]))
     var lastStatus = 0.0
     public private(set) var log: (String) -> Void
 
@@ -67,6 +69,9 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     var memberID: String { config.nodeId }
+
+    /// Largest block body a proposer packs (bytes).
+    static let maxBlockBytes = 700_000
 
     // MARK: start / stop
 
@@ -144,7 +149,15 @@ public final class GroupRunner: @unchecked Sendable {
         let now = DateTime.currentTime()
         guard (now - lastProposal) * 1000 >= Double(config.minBlockIntervalMillis) else { return }
         lastProposal = now
-        let take = Array(pool.prefix(config.maxTransactionsPerBlock))
+        // At most M transactions, and at most 700 KB so the pre-prepare fits
+        // the broker's 1 MiB packet limit.
+        var take: [Pending] = []
+        var bytes = 0
+        for p in pool.prefix(config.maxTransactionsPerBlock) {
+            if !take.isEmpty && bytes + p.bytes.count > Self.maxBlockBytes { break }
+            take.append(p)
+            bytes += p.bytes.count + 4
+        }
         let txs = take.map(\.bytes)
         let state = ContractState(ledger: ledger)
         let height = ledger.height + 1
@@ -384,4 +397,12 @@ public final class GroupRunner: @unchecked Sendable {
             "certificate": .array(b.certificate.map { ["replica": .number(Double($0.replica)), "signature": .string(Hex.encode($0.signature))] }),
         ]
     }
+}
+
+/// A value behind a lock, for state read from other groups' queues.
+final class Guarded<T>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: T
+    init(_ v: T) { value = v }
+    func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
 }

@@ -49,8 +49,20 @@ public final class Node: @unchecked Sendable {
 }
 
 extension GroupRunner {
-    /// A DID's history from this (identity) group's committed state.
+    /// A DID's history from this (identity) group's committed state, cached
+    /// until the group commits another block (rebuilding verifies signatures).
     func contractsHistory(_ did: String) -> DIDHistory? {
+        let h = ledger.height
+        if let c = historyCache.withLock({ $0.height == h ? $0.entries[did] : nil }) { return c }
+        let value = loadHistory(did)
+        historyCache.withLock {
+            if $0.height != h || $0.entries.count > 10_000 { $0 = (h, [:]) }
+            $0.entries[did] = value
+        }
+        return value
+    }
+
+    func loadHistory(_ did: String) -> DIDHistory? {
         guard let ops = (try? ledger.stateValue(Array("did/\(did)".utf8))).flatMap({ $0 }).flatMap({ try? JSONParser.parse($0) })?.arrayValue?.compactMap(\.objectValue),
             let first = ops.first, var h = try? DIDHistory(create: first)
         else { return nil }

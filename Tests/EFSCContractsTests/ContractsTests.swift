@@ -51,7 +51,7 @@ struct Party {
         let reg = try alice.tx("identity", "did.register", ["operation": .object(alice.create)])
         #expect(c.execute(reg, state: state, height: 1).ok)
         // Replay of the same transaction (same nonce).
-        #expect(c.execute(reg, state: state, height: 2).error?.contains("replayed or stale nonce") == true)
+        #expect(c.execute(reg, state: state, height: 2).error == "replayed nonce 1")
         // Unknown sender.
         #expect(c.execute(try mallory.tx("identity", "template.register", [:]), state: state, height: 2).error == "unknown DID \(mallory.did)")
         // Registering someone else's DID.
@@ -158,5 +158,24 @@ struct Party {
         // Only TCCs submit evidence.
         #expect(c.execute(try provider.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": .string(h1)]), state: state, height: 9).error == "\(provider.did) is not a TCC of this network")
         #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": "zz"]), state: state, height: 9).error == "item 0: tscHash must be 64 hex digits")
+    }
+
+    @Test func nonceWindowAcceptsLateOnceAndRejectsReplays() throws {
+        var p = try Party()
+        let state = ContractState()
+        let c = Contracts(group: "identity") { _ in nil }
+        let reg = try ChainTransaction.make(group: "identity", sender: p.did, nonce: 10, op: "did.register", args: ["operation": .object(p.create)], key: p.key, method: p.method)
+        #expect(c.execute(reg, state: state, height: 1).ok)
+        func t(_ n: Int) throws -> ChainTransaction {
+            try ChainTransaction.make(group: "identity", sender: p.did, nonce: n, op: "template.register", args: ["template": try ProviderTemplates.timeOfDayTIT(owner: p.did, id: "urn:t:\(n)").json], key: p.key, method: p.method)
+        }
+        #expect(c.execute(try t(12), state: state, height: 2).ok)
+        #expect(c.execute(try t(11), state: state, height: 2).ok)  // late, accepted once
+        #expect(c.execute(try t(11), state: state, height: 3).error == "replayed nonce 11")
+        #expect(c.execute(try t(2000), state: state, height: 3).ok)
+        #expect(c.execute(try t(12), state: state, height: 4).error == "stale nonce 12 (more than 1024 below 2000)")
+        #expect(c.execute(try t(1999), state: state, height: 4).ok)
+        #expect(c.execute(try t(2000), state: state, height: 4).error == "replayed nonce 2000")
+        p.nonce = 0
     }
 }
