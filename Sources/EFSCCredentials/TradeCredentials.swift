@@ -38,6 +38,54 @@ public struct TradeVerification: Sendable {
     mutating func pass(_ eq: Int, _ name: String, _ detail: String) { steps.append(Step(equation: eq, name: name, ok: true, detail: detail)) }
     mutating func fail(_ eq: Int, _ name: String, _ detail: String) { steps.append(Step(equation: eq, name: name, ok: false, detail: detail)) }
 
+    /// Step 0: VC 2.0 structure, credential type, validity window.
+    mutating func checkStructure(_ vc: VerifiableCredential, type: String, now: Double?) -> Bool {
+        do {
+            try vc.checkStructure()
+            guard vc.types.contains(type) else { throw CredentialError.malformed("type must include \(type)") }
+            if let now { try vc.checkValidity(at: now) }
+            pass(0, "structure", "VC 2.0 \(type)")
+            return true
+        } catch {
+            fail(0, "structure", "\(error)")
+            return false
+        }
+    }
+
+    /// Eq. (1) template step: the named template exists, is of `kind`, and the claim satisfies it.
+    mutating func checkTemplate(_ vc: VerifiableCredential, _ store: any TemplateStore, kind: Template.Kind) async -> Bool {
+        switch await TradeSupport.template(of: vc, in: store, kind: kind) {
+        case .failure(let m):
+            fail(1, "template", m.message)
+            return false
+        case .success(let t):
+            let v = t.validate(vc.subject ?? .null)
+            guard v.isEmpty else {
+                fail(1, "template", v.map(\.description).joined(separator: "; "))
+                return false
+            }
+            pass(1, "template", "\(t.id) v\(t.version)")
+            return true
+        }
+    }
+
+    /// A step that verifies proof `index` and requires it to be by `signer` (when given).
+    mutating func checkProof(
+        _ verifier: ProofVerifier, _ vc: VerifiableCredential, index: Int, equation: Int, step: String, signer: String?, role: String
+    ) async -> ProofCheck? {
+        let c = await verifier.verify(vc.json, proof: vc.proofs[index], index: index)
+        guard c.ok else {
+            fail(equation, step, "\(c.label): \(c.failure!)")
+            return nil
+        }
+        if let signer, c.signer != signer {
+            fail(equation, step, "\(c.label) is by \(c.signer ?? "?"), not the \(role) \(signer)")
+            return nil
+        }
+        pass(equation, step, "\(c.label) by \(c.signer ?? "?")")
+        return c
+    }
+
     /// One line: "valid" or "Eq. (1) tcc-proof failed: …".
     public var summary: String {
         if let f = failedStep {
@@ -128,15 +176,7 @@ public enum TIC {
         requireIssuance: Bool = true
     ) async -> TradeVerification {
         var r = TradeVerification()
-        do {
-            try vc.checkStructure()
-            guard vc.types.contains(type) else { throw CredentialError.malformed("type must include \(type)") }
-            if let now { try vc.checkValidity(at: now) }
-            r.pass(0, "structure", "VC 2.0 \(type)")
-        } catch {
-            r.fail(0, "structure", "\(error)")
-            return r
-        }
+        guard r.checkStructure(vc, type: type, now: now) else { return r }
         let verifier = ProofVerifier(resolver: resolver, now: now)
         let proofs = vc.proofs
         let issuer = vc.issuer ?? ""
@@ -158,18 +198,7 @@ public enum TIC {
             r.pass(1, "provider-did", issuer)
         }
         let claim = vc.subject ?? .null
-        switch await TradeSupport.template(of: vc, in: templates, kind: .tit) {
-        case .failure(let m):
-            r.fail(1, "template", m.message)
-            return r
-        case .success(let t):
-            let v = t.validate(claim)
-            guard v.isEmpty else {
-                r.fail(1, "template", v.map(\.description).joined(separator: "; "))
-                return r
-            }
-            r.pass(1, "template", "\(t.id) v\(t.version)")
-        }
+        guard await r.checkTemplate(vc, templates, kind: .tit) else { return r }
         let consumer: String
         switch TradeSupport.parties(claim) {
         case .failure(let m):
@@ -187,16 +216,7 @@ public enum TIC {
             r.fail(2, "consumer-proof", "no application proof by the consumer")
             return r
         }
-        let c = await verifier.verify(vc.json, proof: proofs[ap], index: ap)
-        guard c.ok else {
-            r.fail(2, "consumer-proof", "\(c.label): \(c.failure!)")
-            return r
-        }
-        guard c.signer == consumer else {
-            r.fail(2, "consumer-proof", "application proof is by \(c.signer ?? "?"), not the consumer \(consumer)")
-            return r
-        }
-        r.pass(2, "consumer-proof", "\(c.label) by \(consumer)")
+        _ = await r.checkProof(verifier, vc, index: ap, equation: 2, step: "consumer-proof", signer: consumer, role: "consumer")
         return r
     }
 }
@@ -269,15 +289,7 @@ public enum TSC {
         trustedTCCs: Set<String>? = nil, stage: Stage = .issued
     ) async -> TradeVerification {
         var r = TradeVerification()
-        do {
-            try vc.checkStructure()
-            guard vc.types.contains(type) else { throw CredentialError.malformed("type must include \(type)") }
-            if let now { try vc.checkValidity(at: now) }
-            r.pass(0, "structure", "VC 2.0 \(type)")
-        } catch {
-            r.fail(0, "structure", "\(error)")
-            return r
-        }
+        guard r.checkStructure(vc, type: type, now: now) else { return r }
         let verifier = ProofVerifier(resolver: resolver, now: now)
         let proofs = vc.proofs
         let issuer = vc.issuer ?? ""
@@ -307,18 +319,7 @@ public enum TSC {
             r.pass(1, "tcc-did", issuer)
         }
         let claim = vc.subject ?? .null
-        switch await TradeSupport.template(of: vc, in: templates, kind: .tst) {
-        case .failure(let m):
-            r.fail(1, "template", m.message)
-            return r
-        case .success(let t):
-            let v = t.validate(claim)
-            guard v.isEmpty else {
-                r.fail(1, "template", v.map(\.description).joined(separator: "; "))
-                return r
-            }
-            r.pass(1, "template", "\(t.id) v\(t.version)")
-        }
+        guard await r.checkTemplate(vc, templates, kind: .tst) else { return r }
         let provider: String
         let consumer: String
         switch TradeSupport.parties(claim) {
@@ -344,16 +345,7 @@ public enum TSC {
                 r.fail(2, "\(who)-proof", "no proof by the \(who)")
                 return r
             }
-            let c = await verifier.verify(vc.json, proof: proofs[i], index: i)
-            guard c.ok else {
-                r.fail(2, "\(who)-proof", "\(c.label): \(c.failure!)")
-                return r
-            }
-            guard c.signer == did else {
-                r.fail(2, "\(who)-proof", "\(c.label) is by \(c.signer ?? "?"), not the \(who) \(did)")
-                return r
-            }
-            r.pass(2, "\(who)-proof", "\(c.label) by \(did)")
+            guard await r.checkProof(verifier, vc, index: i, equation: 2, step: "\(who)-proof", signer: did, role: who) != nil else { return r }
         }
         return r
     }
