@@ -7,7 +7,7 @@ import Foundation
 struct ChainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chain", abstract: "Query a running network over the bus (status, blocks, transactions).",
-        subcommands: [Status.self, BlockQuery.self, TxQuery.self, ChainSubmit.self, ChainLoad.self])
+        subcommands: [Status.self, BlockQuery.self, TxQuery.self, DIDQuery.self, TemplateQuery.self, OffersQuery.self, EvidenceQuery.self, ChainSubmit.self, ChainLoad.self])
 
     struct Common: ParsableArguments {
         @OptionGroup var brokerOptions: BrokerOptions
@@ -62,6 +62,85 @@ struct ChainCommand: AsyncParsableCommand {
 
         func run() async throws {
             let r = try await exitOnError(code: 1) { try await common.query("tx", ["hash": .string(hash)]) }
+            Output.line(common.json ? r.compactString() : r.prettyString())
+        }
+    }
+
+    /// `chain did resolve DID`: the DID document as the identity chain has it.
+    struct DIDQuery: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "did", abstract: "DID queries.", subcommands: [Resolve.self])
+        struct Resolve: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Resolve a DID on the identity chain (document, metadata, operation log).")
+            @OptionGroup var common: Common
+            @Argument(help: "The DID.") var did: String
+            func run() async throws {
+                var c = common
+                c.group = "identity"
+                let r = try await exitOnError(code: 1) { [c] in try await c.query("did", ["did": .string(did)]) }
+                Output.line(common.json ? r.compactString() : r.prettyString())
+            }
+        }
+    }
+
+    /// `chain template show ID [--version N]`.
+    struct TemplateQuery: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "template", abstract: "Template queries.", subcommands: [Show.self])
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A template registered on the identity chain.")
+            @OptionGroup var common: Common
+            @Option(name: .long, help: "Version.") var version = 1
+            @Argument(help: "Template id.") var id: String
+            func run() async throws {
+                var c = common
+                c.group = "identity"
+                let r = try await exitOnError(code: 1) { [c] in try await c.query("template", ["id": .string(id), "version": .number(Double(version))]) }
+                Output.line(common.json ? r.compactString() : r.prettyString())
+            }
+        }
+    }
+
+    /// `chain offers list|match`.
+    struct OffersQuery: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "offers", abstract: "Offer book queries.", subcommands: [List.self, Match.self])
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every offer on the transaction chain.")
+            @OptionGroup var common: Common
+            func run() async throws {
+                let r = try await exitOnError(code: 1) { try await common.query("offers", [:]) }
+                Output.line(common.json ? r.compactString() : r.prettyString())
+            }
+        }
+        struct Match: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Feasible offers for a demand, cheapest total cost first (ties by offer id).")
+            @OptionGroup var common: Common
+            @Option(name: .long, help: "Resource type, e.g. gpu.") var resourceType: String
+            @Option(name: .long, help: "Units wanted.") var quantity: Int
+            @Option(name: .long, help: "Highest acceptable unit-hour price.") var maxUnitPrice: Double?
+            @Option(name: .long, help: "Hours.") var durationHours: Double = 1
+            @Option(name: .long, help: "Minimum memory per unit, GiB.") var minMemoryGiB: Double?
+            func run() async throws {
+                var d: JSONObject = ["resourceType": .string(resourceType), "quantity": .number(Double(quantity)), "durationHours": .number(durationHours)]
+                if let m = maxUnitPrice { d["maxUnitPrice"] = .number(m) }
+                if let m = minMemoryGiB { d["minMemoryGiB"] = .number(m) }
+                let demand = d
+                let r = try await exitOnError(code: 1) { try await common.query("match", demand) }
+                Output.line(common.json ? r.compactString() : r.prettyString())
+            }
+        }
+    }
+
+    /// `chain evidence --channel ID | --tsc-hash H`.
+    struct EvidenceQuery: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "evidence", abstract: "The latest on-chain evidence of a channel, or of one TSC hash.")
+        @OptionGroup var common: Common
+        @Option(name: .long, help: "Channel id.") var channel: String?
+        @Option(name: .long, help: "TSC hash (hex).") var tscHash: String?
+        func run() async throws {
+            let p: JSONObject = channel.map { ["channelId": .string($0)] } ?? tscHash.map { ["tscHash": .string($0)] } ?? [:]
+            let r = try await exitOnError(code: 1) {
+                guard !p.isEmpty else { throw CLIError("give --channel or --tsc-hash") }
+                return try await common.query("evidence", p)
+            }
             Output.line(common.json ? r.compactString() : r.prettyString())
         }
     }

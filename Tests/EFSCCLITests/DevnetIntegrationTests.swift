@@ -71,6 +71,13 @@ import Testing
         let block = try efsc(["chain", "block", "--broker", broker, "--group", "transaction", "--height", String(before.height), "--node", "node3", "--json"])
         #expect(block.json?["hash"]?.stringValue == before.hash)
 
+        // The TCC's DID (registered by the load generator) resolves from the identity chain on any node.
+        let tcc = try JSONParser.parse(try String(contentsOfFile: dir + "/tcc1.json", encoding: .utf8))
+        let did = try efsc(["chain", "did", "resolve", "--broker", broker, "--node", "node4", tcc["did"]!.stringValue!, "--json"])
+        #expect(did.json?["didDocument"]?["id"] == tcc["did"], "\(did.out)")
+        let unknown = try efsc(["chain", "did", "resolve", "--broker", broker, "did:efsc:devnet:nobody"])
+        #expect(unknown.code == 1)
+
         // Forged consensus traffic (wrong key, garbage) is ignored.
         var c = try MQTTConfiguration(url: broker, clientID: "forger")
         c.offlinePolicy = .failFast
