@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries, each wrapped once by a thin Swift module.
@@ -39,7 +40,10 @@ let package = Package(
         .target(name: "EFSCLedger", dependencies: ["EFSCCore", "EFSCStore"]),
         .target(name: "EFSCContracts", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCLedger"]),
         // Layer 6: the node runtime (I/O around the pure consensus state machine).
-        .target(name: "EFSCNode", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts"]),
+        .target(name: "EFSCNode", dependencies: [
+            "EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // Layer 5: consensus (pure state machine).
         // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),

@@ -131,6 +131,7 @@ struct DevnetCommand: AsyncParsableCommand {
                         "members": .array(members), "groups": .array(gs.map { .string($0) }), "broker": .string("mqtt://127.0.0.1:\(port)"),
                         "dataDir": .string("\(dirPath)/\(id)/data"), "tccs": .array(tccList), "maxTransactionsPerBlock": .number(Double(m)),
                         "minBlockIntervalMillis": .number(Double(minBlockInterval)),
+                        "metricsPort": .number(Double(try BrokerProcess.freePort())),
                     ]
                     try Output.write("\(dir)/\(id)/config.json", cfg.prettyString() + "\n")
                     chmod("\(dir)/\(id)/config.json", 0o600)

@@ -36,8 +36,14 @@ public final class GroupRunner: @unchecked Sendable {
     var lastStatus = 0.0
     public private(set) var log: (String) -> Void
 
-    init(group: String, config: NodeConfig, client: MQTTClient, resolveDID: @escaping (String) -> DIDHistory?, log: @escaping (String) -> Void) throws {
+    let metrics: NodeMetrics.Group
+
+    init(
+        group: String, config: NodeConfig, client: MQTTClient, metrics: NodeMetrics, resolveDID: @escaping (String) -> DIDHistory?,
+        log: @escaping (String) -> Void
+    ) throws {
         self.group = group
+        self.metrics = metrics.group(group)
         self.config = config
         self.client = client
         self.log = log
@@ -102,6 +108,7 @@ public final class GroupRunner: @unchecked Sendable {
     func onConsensus(_ m: MQTTMessage) {
         q.async {
             guard let (g, sm) = try? PBFTCodec.decode(m.payload), g == self.group, sm.sender != self.config.index else { return }
+            self.metrics.messagesIn.increment()
             self.apply(self.replica.step(.message(sm)))
         }
     }
@@ -176,6 +183,7 @@ public final class GroupRunner: @unchecked Sendable {
             case .persist(let d):
                 do { try ledger.putMeta("pbft", PBFTCodec.encode(durable: d)) } catch { log("cannot persist consensus state: \(error)") }
             case .broadcast(let m):
+                metrics.messagesOut.increment()
                 try? client.publishNow(Topics.pbft(group, from: memberID), payload: PBFTCodec.encode(group: group, m))
             case .send(let to, let m):
                 guard to >= 0, to < config.members.count else { continue }
@@ -239,6 +247,10 @@ public final class GroupRunner: @unchecked Sendable {
                 j["height"] = .number(Double(cb.seq))
                 reply(req, j)
             }
+        }
+        metrics.transactions.increment(by: Int64(block.transactions.count))
+        if block.header.timestamp > 0 {
+            metrics.commitLatency.record(max(0, DateTime.currentTime() - Double(block.header.timestamp) / 1000))
         }
         let encoded = block.encoded
         Task { try? await client.publish(Topics.blocks(group, node: memberID), payload: encoded, qos: .atLeastOnce) }
@@ -320,6 +332,9 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     func publishStatus(force: Bool) {
+        metrics.height.set(Double(ledger.height))
+        metrics.view.set(Double(replica.view))
+        metrics.pool.set(Double(pool.count))
         let now = DateTime.currentTime()
         guard force || now - lastStatus >= 0.25 else { return }
         lastStatus = now

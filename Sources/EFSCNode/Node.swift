@@ -10,6 +10,8 @@ public final class Node: @unchecked Sendable {
     let client: MQTTClient
     public private(set) var runners: [String: GroupRunner] = [:]
     let logHandle: FileHandle
+    public let metrics = NodeMetrics()
+    public private(set) var metricsServer: MetricsServer?
 
     public init(config: NodeConfig, log: FileHandle = .standardError) throws {
         self.config = config
@@ -23,7 +25,7 @@ public final class Node: @unchecked Sendable {
         let logger: (String) -> Void = { [log] line in log.write(Data("\(DateTime.now()) \(config.nodeId) \(line)\n".utf8)) }
         for g in config.groups {
             runners[g] = try GroupRunner(
-                group: g, config: config, client: client,
+                group: g, config: config, client: client, metrics: metrics,
                 resolveDID: { [weak self] did in self?.resolveFromIdentity(did) }, log: logger)
         }
     }
@@ -34,6 +36,10 @@ public final class Node: @unchecked Sendable {
     }
 
     public func start() async throws {
+        if let p = config.metricsPort {
+            metricsServer = try MetricsServer(port: p, metrics: metrics)
+            logHandle.write(Data("\(DateTime.now()) \(config.nodeId) metrics on http://127.0.0.1:\(metricsServer!.port)/metrics\n".utf8))
+        }
         try await client.connect()
         try await client.publish(Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"online"}"#.utf8))
         for g in config.groups { try await runners[g]!.start() }
@@ -43,6 +49,7 @@ public final class Node: @unchecked Sendable {
     /// Stops ticking, then disconnects cleanly (no will message).
     public func stop() async {
         for r in runners.values { r.stop() }
+        metricsServer?.stop()
         try? await client.publish(Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"offline"}"#.utf8))
         await client.disconnect()
     }

@@ -14,7 +14,8 @@ public struct ConfigError: Error, CustomStringConvertible {
 /// `groups`, `broker` (URL), `dataDir`, `tccs` (TCC DIDs), and limits
 /// `maxTransactionsPerBlock` (M, default 256), `minBlockIntervalMillis`
 /// (default 0), `poolLimit` (default 200000), `tickMillis` (default 20),
-/// `viewChangeTimeoutTicks` (default 100), `checkpointInterval` (default 64).
+/// `viewChangeTimeoutTicks` (default 100), `checkpointInterval` (default 64),
+/// `metricsPort` (Prometheus `GET /metrics` on 127.0.0.1; absent: off).
 public struct NodeConfig: Sendable {
     public struct Member: Sendable {
         public let id: String
@@ -36,6 +37,8 @@ public struct NodeConfig: Sendable {
     public var tickMillis = 20
     public var viewChangeTimeoutTicks = 100
     public var checkpointInterval = 64
+    /// Loopback port of the Prometheus endpoint (`GET /metrics`); nil disables it, 0 picks a free port.
+    public var metricsPort: Int? = nil
 
     public init(json: JSON) throws {
         func str(_ k: String) throws -> String {
@@ -67,6 +70,7 @@ public struct NodeConfig: Sendable {
         if let v = json["tickMillis"]?.intValue { tickMillis = v }
         if let v = json["viewChangeTimeoutTicks"]?.intValue { viewChangeTimeoutTicks = v }
         if let v = json["checkpointInterval"]?.intValue { checkpointInterval = v }
+        metricsPort = json["metricsPort"]?.intValue
         guard (1...100_000).contains(maxTransactionsPerBlock) else { throw ConfigError("maxTransactionsPerBlock must be 1...100000") }
         guard (1...10_000).contains(tickMillis) else { throw ConfigError("tickMillis must be 1...10000") }
     }

@@ -78,6 +78,13 @@ import Testing
         let unknown = try efsc(["chain", "did", "resolve", "--broker", broker, "did:efsc:devnet:nobody"])
         #expect(unknown.code == 1)
 
+        // Prometheus metrics: height, view, pool, commit latency, messages.
+        let cfg = try JSONParser.parse(try String(contentsOfFile: dir + "/node2/config.json", encoding: .utf8))
+        let metrics = try Self.httpGet(port: cfg["metricsPort"]!.intValue!, path: "/metrics")
+        for name in ["efsc_chain_height{group=\"transaction\"}", "efsc_pbft_view", "efsc_pending_pool", "efsc_commit_latency_seconds_bucket", "efsc_consensus_messages_in_total"] {
+            #expect(metrics.contains(name), "metrics lack \(name)")
+        }
+
         // Forged consensus traffic (wrong key, garbage) is ignored.
         var c = try MQTTConfiguration(url: broker, clientID: "forger")
         c.offlinePolicy = .failFast
@@ -115,5 +122,29 @@ import Testing
         }
         let st = try status(dir)
         #expect(nodes.allSatisfy { st[$0]?["running"]?.boolValue == false })
+    }
+
+    /// A minimal HTTP GET over a loopback socket.
+    static func httpGet(port: Int, path: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard ok else { return "" }
+        let req = Array("GET \(path) HTTP/1.0\r\n\r\n".utf8)
+        _ = req.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
