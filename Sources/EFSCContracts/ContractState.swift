@@ -9,6 +9,8 @@ public final class ContractState {
     let baseScan: ([UInt8]) -> [(key: [UInt8], value: [UInt8])]
     private(set) var pending: [String: JSON?] = [:]
     private var order: [String] = []
+    /// Undo log: (key, value before the write; nil = key was not pending).
+    private var journal: [(String, JSON??)] = []
 
     public init(ledger: Ledger) {
         base = { try? ledger.stateValue($0) }
@@ -30,7 +32,9 @@ public final class ContractState {
     }
 
     public func set(_ key: String, _ value: JSON?) {
-        if pending[key] == nil { order.append(key) }
+        let before = pending[key]
+        journal.append((key, before))
+        if before == nil { order.append(key) }
         pending[key] = .some(value)
     }
 
@@ -44,11 +48,19 @@ public final class ContractState {
         return out.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
-    /// Snapshot used to undo a rejected transaction's partial writes.
-    func mark() -> ([String: JSON?], [String]) { (pending, order) }
-    func reset(_ m: ([String: JSON?], [String])) {
-        pending = m.0
-        order = m.1
+    /// A point to undo a rejected transaction's partial writes back to
+    /// (an undo log, so a block of many transactions costs linear time).
+    func mark() -> Int { journal.count }
+    func reset(_ m: Int) {
+        while journal.count > m {
+            let (k, before) = journal.removeLast()
+            if let b = before {
+                pending.updateValue(b, forKey: k)
+            } else {
+                pending.removeValue(forKey: k)
+                if order.last == k { order.removeLast() } else if let i = order.lastIndex(of: k) { order.remove(at: i) }
+            }
+        }
     }
 
     /// The writes so far, in first-write order.

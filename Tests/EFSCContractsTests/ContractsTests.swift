@@ -178,4 +178,20 @@ struct Party {
         #expect(c.execute(try t(2000), state: state, height: 4).error == "replayed nonce 2000")
         p.nonce = 0
     }
+
+    @Test func undoRestoresDeletesAndOverwrites() {
+        let s = ContractState(memory: ["a": 1])
+        s.set("a", nil)
+        s.set("b", 2)
+        let m = s.mark()
+        s.set("a", 3)
+        s.set("b", nil)
+        s.set("c", 4)
+        s.reset(m)
+        #expect(s.get("a") == nil)
+        #expect(s.get("b") == 2)
+        #expect(s.get("c") == nil)
+        #expect(s.writes.map { String(decoding: $0.key, as: UTF8.self) } == ["a", "b"])
+        #expect(s.writes[0].value == nil)
+    }
 }
