@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "EFSCContracts", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCLedger"]),
         // Layer 6: the node runtime (I/O around the pure consensus state machine).
         .target(name: "EFSCNode", dependencies: [
-            "EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts",
+            "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Layer 5: consensus (pure state machine).

@@ -15,11 +15,17 @@ public struct Contracts {
     public let resolveDID: (String) -> DIDHistory?
     /// DIDs of the network's TCCs (from genesis): only they submit evidence.
     public let tccs: Set<String>
+    /// Templates registered on the identity group (built-ins are always known).
+    public let resolveTemplate: (String, Int) -> Template?
 
-    public init(group: String, tccs: Set<String> = [], resolveDID: @escaping (String) -> DIDHistory?) {
+    public init(
+        group: String, tccs: Set<String> = [], resolveDID: @escaping (String) -> DIDHistory?,
+        resolveTemplate: @escaping (String, Int) -> Template? = { _, _ in nil }
+    ) {
         self.group = group
         self.tccs = tccs
         self.resolveDID = resolveDID
+        self.resolveTemplate = resolveTemplate
     }
 
     /// Executes one transaction against `state` at `height`. A rejected
@@ -61,6 +67,7 @@ public struct Contracts {
         case ("identity", "template.register"): return try templateRegister(tx, s, sender)
         case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
         case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
+        case ("transaction", "tic.record"): return try ticRecord(tx, s, sender, height)
         default: throw ContractError("unknown operation '\(op)' for group \(group)")
         }
     }
@@ -237,5 +244,75 @@ public struct Contracts {
             accepted.append(rec)
         }
         return ["evidences": .number(Double(accepted.count))]
+    }
+
+    // MARK: TIC registry
+
+    /// The signing key of `method` for `relationship`, from registered DIDs.
+    func key(_ method: String, _ relationship: VerificationRelationship, _ s: ContractState) throws -> (String, Ed25519PublicKey) {
+        let did = DIDSyntax.did(ofURL: method)
+        guard let h = history(did, s) ?? resolveDID(did) else { throw ContractError("unknown DID \(did)") }
+        guard !h.deactivated else { throw ContractError("DID \(did) is deactivated") }
+        do { return (did, try h.current.document.signingKey(method, for: relationship)) } catch { throw ContractError("\(error)") }
+    }
+
+    /// Records an issued TIC: checks both parties' DIDs and proofs (Eq. 1 and
+    /// 2 of the paper, synchronously against chain state), the TIT, and the
+    /// offer's capacity; opens the channel. Args: `tic` (the VC), `offerId`.
+    func ticRecord(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+        guard let tj = tx.args["tic"]?.objectValue else { throw ContractError("tic.record needs args.tic") }
+        let vc = VerifiableCredential(json: tj)
+        do {
+            try vc.checkStructure()
+        } catch {
+            throw ContractError("\(error)")
+        }
+        guard vc.types.contains(TIC.type) else { throw ContractError("args.tic is not a \(TIC.type)") }
+        let claim = vc.subject ?? .null
+        guard let provider = claim["providerDid"]?.stringValue, let consumer = claim["consumerDid"]?.stringValue, provider != consumer else {
+            throw ContractError("the TIC claim needs distinct providerDid and consumerDid")
+        }
+        guard vc.issuer == provider else { throw ContractError("the TIC must be issued by its provider") }
+        guard sender == provider || sender == consumer else { throw ContractError("only a party of the TIC can record it") }
+        // Template (TIT) and claim.
+        guard let ref = vc.template else { throw ContractError("the TIC names no template") }
+        guard let t = BaseTemplates.lookup(id: ref.id, version: ref.version) ?? resolveTemplate(ref.id, ref.version) else {
+            throw ContractError("unknown template \(ref.id) version \(ref.version)")
+        }
+        guard t.kind == .tit else { throw ContractError("template \(ref.id) is not a TIT") }
+        let violations = t.validate(claim)
+        guard violations.isEmpty else { throw ContractError("claim: " + violations.map(\.description).joined(separator: "; ")) }
+        // Proofs: the consumer's application, and the provider's issuance chained to it.
+        let proofs = vc.proofs
+        guard let app = proofs.first(where: { $0["id"]?.stringValue == TIC.applicationProofID }),
+            let iss = proofs.first(where: { EddsaJcs2022.previousProofIDs($0).contains(TIC.applicationProofID) })
+        else { throw ContractError("the TIC needs the consumer's application proof and the provider's chained issuance proof") }
+        for (p, who, did) in [(iss, "provider", provider), (app, "consumer", consumer)] {
+            guard let vm = p["verificationMethod"]?.stringValue else { throw ContractError("\(who) proof has no verificationMethod") }
+            let (signer, k) = try key(vm, .assertionMethod, s)
+            guard signer == did else { throw ContractError("\(who) proof is by \(signer), not \(did)") }
+            do { try EddsaJcs2022.verifyProof(document: tj, proof: p, key: k) } catch { throw ContractError("\(who) proof: \(error)") }
+        }
+        let ticHash = try vc.hash()
+        guard s.get("tic/\(ticHash)") == nil else { throw ContractError("this TIC is already recorded") }
+        // Capacity of the offer.
+        guard let offerID = tx.args["offerId"]?.stringValue, var offer = s.get("offer/\(offerID)")?.objectValue else {
+            throw ContractError("unknown offer \(tx.args["offerId"]?.stringValue ?? "(none)")")
+        }
+        guard offer["provider"]?.stringValue == provider else { throw ContractError("offer \(offerID) is not the TIC provider's") }
+        let units = claim["computingPower"]?["units"]?.intValue ?? 1
+        let remaining = offer["remaining"]?.intValue ?? 0
+        guard units <= remaining else { throw ContractError("offer \(offerID) has \(remaining) units left, the TIC needs \(units)") }
+        offer["remaining"] = .number(Double(remaining - units))
+        s.set("offer/\(offerID)", .object(offer))
+        let channelID = "ch-" + String(ticHash.prefix(32))
+        let channel: JSON = [
+            "channelId": .string(channelID), "providerDid": .string(provider), "consumerDid": .string(consumer), "ticHash": .string(ticHash),
+            "offerId": .string(offerID), "units": .number(Double(units)), "state": "open", "openedAt": .number(Double(height)),
+            "settlementStrategy": claim["settlementStrategy"] ?? .null,
+        ]
+        s.set("tic/\(ticHash)", ["channelId": .string(channelID), "height": .number(Double(height))])
+        s.set("channel/\(channelID)", channel)
+        return channel
     }
 }

@@ -3,6 +3,7 @@ import EFSCBus
 import EFSCConsensus
 import EFSCContracts
 import EFSCCore
+import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
 
@@ -40,7 +41,7 @@ public final class GroupRunner: @unchecked Sendable {
 
     init(
         group: String, config: NodeConfig, client: MQTTClient, metrics: NodeMetrics, resolveDID: @escaping (String) -> DIDHistory?,
-        log: @escaping (String) -> Void
+        resolveTemplate: @escaping (String, Int) -> Template?, log: @escaping (String) -> Void
     ) throws {
         self.group = group
         self.metrics = metrics.group(group)
@@ -48,7 +49,7 @@ public final class GroupRunner: @unchecked Sendable {
         self.client = client
         self.log = log
         ledger = try Ledger(path: "\(config.dataDir)/\(group)", group: group)
-        contracts = Contracts(group: group, tccs: Set(config.tccs), resolveDID: resolveDID)
+        contracts = Contracts(group: group, tccs: Set(config.tccs), resolveDID: resolveDID, resolveTemplate: resolveTemplate)
         q = DispatchQueue(label: "efsc.group.\(group)")
         var pc = PBFTConfig(group: group, n: config.members.count)
         pc.viewChangeTimeout = config.viewChangeTimeoutTicks
@@ -241,6 +242,22 @@ public final class GroupRunner: @unchecked Sendable {
             poolIndex = [:]
             for (i, p) in pool.enumerated() { poolIndex[p.hash] = i }
         }
+        // A recorded TIC opens a channel: the block's proposer tells the TCCs
+        // (one of them takes it through the shared subscription).
+        if block.header.proposer == config.index {
+            for (tx, r) in receipts where r.ok && tx.op == "tic.record" {
+                guard let ch = r.result?["channelId"]?.stringValue, var ev = r.result?.objectValue else { continue }
+                ev["event"] = "open"
+                ev["group"] = .string(group)
+                ev["height"] = .number(Double(cb.seq))
+                ev["tic"] = tx.args["tic"] ?? .null
+                let payload = (try? JCS.canonicalize(.object(ev))) ?? []
+                Task {
+                    try? await client.publish(
+                        Topics.tccControl(group), payload: payload, qos: .atLeastOnce, properties: .init(userProperties: [UserProperty("channel", ch)]))
+                }
+            }
+        }
         for (tx, r) in receipts {
             if let req = replies.removeValue(forKey: tx.hash) {
                 var j = r.json
@@ -397,6 +414,9 @@ public final class GroupRunner: @unchecked Sendable {
             if let h = p["tscHash"]?.stringValue, let e = state.get("evidence-hash/\(h)") { return e }
             if let c = p["channelId"]?.stringValue, let e = state.get("evidence/\(c)") { return e }
             throw ContractError("no evidence for that channel or hash")
+        case "channel":
+            guard let c = p["channelId"]?.stringValue, let ch = state.get("channel/\(c)") else { throw ContractError("unknown channel") }
+            return ch
         default:
             throw ContractError("unknown query kind '\(kind)'")
         }

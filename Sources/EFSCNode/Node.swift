@@ -1,5 +1,6 @@
 import EFSCBus
 import EFSCCore
+import EFSCCredentials
 import EFSCIdentity
 import Foundation
 
@@ -26,8 +27,16 @@ public final class Node: @unchecked Sendable {
         for g in config.groups {
             runners[g] = try GroupRunner(
                 group: g, config: config, client: client, metrics: metrics,
-                resolveDID: { [weak self] did in self?.resolveFromIdentity(did) }, log: logger)
+                resolveDID: { [weak self] did in self?.resolveFromIdentity(did) },
+                resolveTemplate: { [weak self] id, v in self?.templateFromIdentity(id, v) }, log: logger)
         }
+    }
+
+    func templateFromIdentity(_ id: String, _ version: Int) -> Template? {
+        guard let r = runners["identity"], let b = try? r.ledger.stateValue(Array("template/\(id)/\(version)".utf8)), let j = try? JSONParser.parse(b) else {
+            return nil
+        }
+        return try? Template(json: j) { bid, bv in BaseTemplates.lookup(id: bid, version: bv) ?? self.templateFromIdentity(bid, bv) }
     }
 
     func resolveFromIdentity(_ did: String) -> DIDHistory? {

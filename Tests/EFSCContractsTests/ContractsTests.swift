@@ -194,4 +194,45 @@ struct Party {
         #expect(s.writes.map { String(decoding: $0.key, as: UTF8.self) } == ["a", "b"])
         #expect(s.writes[0].value == nil)
     }
+
+    @Test func ticRecordOpensAChannel() async throws {
+        var provider = try Party()
+        var consumer = try Party()
+        var stranger = try Party()
+        var histories: [String: DIDHistory] = [:]
+        let resolver = LocalDIDResolver()
+        for p in [provider, consumer, stranger] {
+            let h = try DIDHistory(create: p.create)
+            histories[p.did] = h
+            resolver.add(h)
+        }
+        let tit = try ProviderTemplates.timeOfDayTIT(owner: provider.did)
+        let c = Contracts(group: "transaction", resolveDID: { histories[$0] }, resolveTemplate: { id, v in id == tit.id && v == tit.version ? tit : nil })
+        let state = ContractState()
+        let offer: JSONObject = ["offerId": "gpu-1", "computingPower": ["resourceType": "gpu"], "unitPrice": 12.5, "capacity": 3]
+        #expect(c.execute(try provider.tx("transaction", "offer.publish", offer), state: state, height: 1).ok)
+        func tic(units: Int) async throws -> VerifiableCredential {
+            var claim = ProviderTemplates.sampleTITClaim(provider: provider.did, consumer: consumer.did)
+            claim["computingPower"] = ["resourceType": "gpu", "units": .number(Double(units))]
+            let app = try TIC.apply(claim: .object(claim), template: tit, consumerKey: consumer.key, consumerMethod: consumer.method)
+            return try await TIC.issue(application: app, providerKey: provider.key, providerMethod: provider.method, resolver: resolver, templates: LocalTemplateStore([tit]))
+        }
+        let t = try await tic(units: 2)
+        let r = c.execute(try consumer.tx("transaction", "tic.record", ["tic": .object(t.json), "offerId": "gpu-1"]), state: state, height: 2)
+        #expect(r.ok, "\(r.error ?? "")")
+        let ch = try #require(r.result?["channelId"]?.stringValue)
+        #expect(state.get("channel/\(ch)")?["state"] == "open")
+        #expect(state.get("offer/gpu-1")?["remaining"]?.intValue == 1)
+        #expect(c.execute(try provider.tx("transaction", "tic.record", ["tic": .object(t.json), "offerId": "gpu-1"]), state: state, height: 3).error == "this TIC is already recorded")
+        let big = try await tic(units: 2)
+        #expect(c.execute(try consumer.tx("transaction", "tic.record", ["tic": .object(big.json), "offerId": "gpu-1"]), state: state, height: 3).error == "offer gpu-1 has 1 units left, the TIC needs 2")
+        #expect(c.execute(try stranger.tx("transaction", "tic.record", ["tic": .object(big.json), "offerId": "gpu-1"]), state: state, height: 3).error == "only a party of the TIC can record it")
+        var forged = try await tic(units: 1).json
+        var subject = forged["credentialSubject"]!.objectValue!
+        subject["unitPrice"] = 0.01
+        forged["credentialSubject"] = .object(subject)
+        let fr = c.execute(try consumer.tx("transaction", "tic.record", ["tic": .object(forged), "offerId": "gpu-1"]), state: state, height: 4)
+        #expect(fr.error?.hasPrefix("provider proof:") == true, "\(fr.error ?? "")")
+        _ = (provider.nonce, consumer.nonce, stranger.nonce)
+    }
 }
