@@ -62,6 +62,6 @@ let package = Package(
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCLedger"]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts"]),
     ]
 )
