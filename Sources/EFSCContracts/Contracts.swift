@@ -68,6 +68,9 @@ public struct Contracts {
         case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
         case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
         case ("transaction", "tic.record"): return try ticRecord(tx, s, sender, height)
+        case ("transaction", "channel.close"): return try channelClose(tx, s, sender, height)
+        case ("transaction", "channel.challenge"): return try channelChallenge(tx, s, sender, height)
+        case ("transaction", "channel.finalize"): return try channelFinalize(tx, s, sender, height)
         default: throw ContractError("unknown operation '\(op)' for group \(group)")
         }
     }
@@ -314,5 +317,108 @@ public struct Contracts {
         s.set("tic/\(ticHash)", ["channelId": .string(channelID), "height": .number(Double(height))])
         s.set("channel/\(channelID)", channel)
         return channel
+    }
+
+    // MARK: channel closing
+
+    /// Blocks a unilateral close stays open for a TSC with a higher sequence.
+    public static let challengeWindow: UInt64 = 10
+
+    /// Checks a TSC for `channel` against chain state (all three proofs, the
+    /// TCC among the network's TCCs) and returns its sequence number.
+    func verifyTSC(_ tj: JSONObject, channel: JSON, _ s: ContractState) throws -> Int {
+        let vc = VerifiableCredential(json: tj)
+        do { try vc.checkStructure() } catch { throw ContractError("\(error)") }
+        guard vc.types.contains(TSC.type) else { throw ContractError("not a \(TSC.type)") }
+        let claim = vc.subject ?? .null
+        guard claim["channelId"] == channel["channelId"], claim["providerDid"] == channel["providerDid"], claim["consumerDid"] == channel["consumerDid"]
+        else { throw ContractError("the TSC is for another channel or other parties") }
+        guard let seq = claim["sequence"]?.intValue, seq >= 1 else { throw ContractError("the TSC has no sequence number") }
+        guard let issuer = vc.issuer, tccs.contains(issuer) else { throw ContractError("the TSC was not issued by a TCC of this network") }
+        let proofs = vc.proofs
+        func proof(_ id: String) throws -> JSONObject {
+            guard let p = proofs.first(where: { $0["id"]?.stringValue == id }) else { throw ContractError("the TSC lacks proof \(id)") }
+            return p
+        }
+        for (p, did) in [
+            (try proof(TSC.tccProofID), issuer), (try proof(TSC.providerProofID), channel["providerDid"]!.stringValue!),
+            (try proof(TSC.consumerProofID), channel["consumerDid"]!.stringValue!),
+        ] {
+            guard let vm = p["verificationMethod"]?.stringValue else { throw ContractError("a TSC proof has no verificationMethod") }
+            let (signer, k) = try key(vm, .assertionMethod, s)
+            guard signer == did else { throw ContractError("a TSC proof is by \(signer), not \(did)") }
+            do { try EddsaJcs2022.verifyProof(document: tj, proof: p, key: k) } catch { throw ContractError("TSC proof by \(did): \(error)") }
+        }
+        guard Set(EddsaJcs2022.previousProofIDs(try proof(TSC.tccProofID))) == [TSC.providerProofID, TSC.consumerProofID] else {
+            throw ContractError("the TCC proof must chain to both parties' proofs")
+        }
+        return seq
+    }
+
+    func openChannel(_ tx: ChainTransaction, _ s: ContractState, _ sender: String) throws -> (String, JSONObject) {
+        guard let id = tx.args["channelId"]?.stringValue, let ch = s.get("channel/\(id)")?.objectValue else {
+            throw ContractError("unknown channel \(tx.args["channelId"]?.stringValue ?? "(none)")")
+        }
+        guard ch["providerDid"]?.stringValue == sender || ch["consumerDid"]?.stringValue == sender else {
+            throw ContractError("only a party of channel \(id) can do this")
+        }
+        return (id, ch)
+    }
+
+    /// Cooperative close (the final TSC, signed by both and the TCC) closes at
+    /// once; a unilateral close with the latest TSC a party holds opens a
+    /// challenge window of `challengeWindow` blocks.
+    func channelClose(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+        var (id, ch) = try openChannel(tx, s, sender)
+        guard ch["state"]?.stringValue == "open" else { throw ContractError("channel \(id) is \(ch["state"]?.stringValue ?? "?"), not open") }
+        guard let tj = tx.args["tsc"]?.objectValue else { throw ContractError("channel.close needs args.tsc (the latest TSC)") }
+        let seq = try verifyTSC(tj, channel: .object(ch), s)
+        if let ev = s.get("evidence/\(id)"), let es = ev["sequence"]?.intValue, seq < es {
+            throw ContractError("stale TSC \(seq): evidence of \(es) is already on chain")
+        }
+        let kind = tx.args["kind"]?.stringValue ?? "unilateral"
+        ch["finalSequence"] = .number(Double(seq))
+        ch["finalTscHash"] = .string(try VerifiableCredential(json: tj).hash())
+        ch["closeKind"] = .string(kind)
+        ch["closedBy"] = .string(sender)
+        switch kind {
+        case "cooperative":
+            ch["state"] = "closed"
+            ch["closedAt"] = .number(Double(height))
+        case "unilateral":
+            ch["state"] = "closing"
+            ch["challengeUntil"] = .number(Double(height + Self.challengeWindow))
+        default:
+            throw ContractError("kind must be cooperative or unilateral")
+        }
+        s.set("channel/\(id)", .object(ch))
+        return .object(ch)
+    }
+
+    /// During the challenge window, the other party presents a TSC with a higher sequence.
+    func channelChallenge(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+        var (id, ch) = try openChannel(tx, s, sender)
+        guard ch["state"]?.stringValue == "closing", let until = ch["challengeUntil"]?.intValue else { throw ContractError("channel \(id) is not closing") }
+        guard height <= UInt64(until) else { throw ContractError("the challenge window of channel \(id) ended at height \(until)") }
+        guard let tj = tx.args["tsc"]?.objectValue else { throw ContractError("channel.challenge needs args.tsc") }
+        let seq = try verifyTSC(tj, channel: .object(ch), s)
+        let current = ch["finalSequence"]?.intValue ?? 0
+        guard seq > current else { throw ContractError("stale TSC \(seq): the close already holds \(current)") }
+        ch["finalSequence"] = .number(Double(seq))
+        ch["finalTscHash"] = .string(try VerifiableCredential(json: tj).hash())
+        ch["challengedBy"] = .string(sender)
+        s.set("channel/\(id)", .object(ch))
+        return .object(ch)
+    }
+
+    /// After the window, the unilateral close becomes final.
+    func channelFinalize(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+        var (id, ch) = try openChannel(tx, s, sender)
+        guard ch["state"]?.stringValue == "closing", let until = ch["challengeUntil"]?.intValue else { throw ContractError("channel \(id) is not closing") }
+        guard height > UInt64(until) else { throw ContractError("the challenge window of channel \(id) runs until height \(until)") }
+        ch["state"] = "closed"
+        ch["closedAt"] = .number(Double(height))
+        s.set("channel/\(id)", .object(ch))
+        return .object(ch)
     }
 }

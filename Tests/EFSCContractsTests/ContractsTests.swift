@@ -235,4 +235,60 @@ struct Party {
         #expect(fr.error?.hasPrefix("provider proof:") == true, "\(fr.error ?? "")")
         _ = (provider.nonce, consumer.nonce, stranger.nonce)
     }
+
+    @Test func channelCloseUnilateralChallengeFinalizeAndCooperative() async throws {
+        var provider = try Party()
+        var consumer = try Party()
+        var tcc = try Party()
+        var histories: [String: DIDHistory] = [:]
+        let resolver = LocalDIDResolver()
+        for p in [provider, consumer, tcc] {
+            let h = try DIDHistory(create: p.create)
+            histories[p.did] = h
+            resolver.add(h)
+        }
+        let c = Contracts(group: "transaction", tccs: [tcc.did], resolveDID: { histories[$0] })
+        let state = ContractState()
+        func open(_ id: String) {
+            state.set("channel/\(id)", ["channelId": .string(id), "providerDid": .string(provider.did), "consumerDid": .string(consumer.did), "state": "open"])
+        }
+        func tsc(_ ch: String, _ seq: Int) async throws -> JSON {
+            let claim: JSON = [
+                "providerDid": .string(provider.did), "consumerDid": .string(consumer.did), "channelId": .string(ch), "sequence": .number(Double(seq)),
+                "usage": 1, "fee": 12.5, "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T11:00:00Z", "encryptionMethod": "none",
+            ]
+            let p = try TSC.propose(claim: claim, template: BaseTemplates.tst, tccDID: tcc.did, providerKey: provider.key, providerMethod: provider.method)
+            let j = try await TSC.countersign(p, consumerKey: consumer.key, consumerMethod: consumer.method, resolver: resolver, templates: LocalTemplateStore())
+            return .object(try await TSC.issue(j, tccKey: tcc.key, tccMethod: tcc.method, resolver: resolver, templates: LocalTemplateStore()).json)
+        }
+        open("ch-a")
+        let t3 = try await tsc("ch-a", 3)
+        let t5 = try await tsc("ch-a", 5)
+        // The provider closes unilaterally with an old TSC; the consumer answers with a newer one.
+        let close = c.execute(try provider.tx("transaction", "channel.close", ["channelId": "ch-a", "kind": "unilateral", "tsc": t3]), state: state, height: 100)
+        #expect(close.ok, "\(close.error ?? "")")
+        #expect(close.result?["challengeUntil"]?.intValue == 110)
+        #expect(c.execute(try consumer.tx("transaction", "channel.finalize", ["channelId": "ch-a"]), state: state, height: 105).error?.contains("runs until height 110") == true)
+        #expect(c.execute(try consumer.tx("transaction", "channel.challenge", ["channelId": "ch-a", "tsc": t3]), state: state, height: 105).error == "stale TSC 3: the close already holds 3")
+        #expect(c.execute(try consumer.tx("transaction", "channel.challenge", ["channelId": "ch-a", "tsc": t5]), state: state, height: 106).ok)
+        #expect(c.execute(try tcc.tx("transaction", "channel.finalize", ["channelId": "ch-a"]), state: state, height: 120).error == "only a party of channel ch-a can do this")
+        let fin = c.execute(try provider.tx("transaction", "channel.finalize", ["channelId": "ch-a"]), state: state, height: 111)
+        #expect(fin.ok)
+        #expect(state.get("channel/ch-a")?["state"] == "closed")
+        #expect(state.get("channel/ch-a")?["finalSequence"]?.intValue == 5)
+        // Cooperative close is final at once; a TSC of another channel is refused.
+        open("ch-b")
+        #expect(c.execute(try consumer.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "cooperative", "tsc": t5]), state: state, height: 200).error == "the TSC is for another channel or other parties")
+        let tb = try await tsc("ch-b", 9)
+        #expect(c.execute(try consumer.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "cooperative", "tsc": tb]), state: state, height: 200).ok)
+        #expect(state.get("channel/ch-b")?["state"] == "closed")
+        // A forged TSC (fee changed) fails its proofs.
+        open("ch-c")
+        var forged = try await tsc("ch-c", 1).objectValue!
+        var sub = forged["credentialSubject"]!.objectValue!
+        sub["fee"] = 0
+        forged["credentialSubject"] = .object(sub)
+        #expect(c.execute(try provider.tx("transaction", "channel.close", ["channelId": "ch-c", "tsc": .object(forged)]), state: state, height: 300).error?.hasPrefix("TSC proof by") == true)
+        _ = (provider.nonce, consumer.nonce, tcc.nonce)
+    }
 }
