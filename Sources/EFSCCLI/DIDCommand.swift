@@ -7,7 +7,7 @@ import EFSCIdentity
 struct DIDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "did", abstract: "Create and resolve DIDs (did:key, did:efsc).",
-        subcommands: [Create.self, Resolve.self])
+        subcommands: [Create.self, Resolve.self, Register.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -6,7 +6,7 @@ import EFSCCredentials
 struct TemplateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "template", abstract: "Show templates and validate claims against them.",
-        subcommands: [Validate.self, Show.self, List.self, Example.self])
+        subcommands: [Validate.self, Show.self, List.self, Example.self, Register.self])
 
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

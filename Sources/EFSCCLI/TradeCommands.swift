@@ -30,7 +30,7 @@ enum TradeReport {
 struct TICCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tic", abstract: "Apply for, issue and verify Transaction Initiation Credentials (TIC).",
-        subcommands: [Apply.self, Issue.self, Verify.self])
+        subcommands: [Apply.self, Issue.self, Verify.self, Record.self])
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Consumer: build and sign a TIC application from a claim.")
