@@ -72,11 +72,15 @@ struct ChainCommand: AsyncParsableCommand {
         struct Resolve: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Resolve a DID on the identity chain (document, metadata, operation log).")
             @OptionGroup var common: Common
+            @Option(name: .long, help: "Resolve as of this identity-chain height (default: the latest).") var atHeight: Int?
             @Argument(help: "The DID.") var did: String
             func run() async throws {
                 var c = common
                 c.group = "identity"
-                let r = try await exitOnError(code: 1) { [c] in try await c.query("did", ["did": .string(did)]) }
+                var p: JSONObject = ["did": .string(did)]
+                if let h = atHeight { p["height"] = .number(Double(h)) }
+                let params = p
+                let r = try await exitOnError(code: 1) { [c] in try await c.query("did", params) }
                 Output.line(common.json ? r.compactString() : r.prettyString())
             }
         }

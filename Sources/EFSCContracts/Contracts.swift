@@ -62,8 +62,8 @@ public struct Contracts {
         try checkProof(tx, signerDoc)
         try useNonce(nonce, sender, s)
         switch (group, op) {
-        case ("identity", "did.register"): return try didRegister(tx, s)
-        case ("identity", "did.update"), ("identity", "did.deactivate"): return try didUpdate(tx, s, sender)
+        case ("identity", "did.register"): return try didRegister(tx, s, height)
+        case ("identity", "did.update"), ("identity", "did.deactivate"): return try didUpdate(tx, s, sender, height)
         case ("identity", "template.register"): return try templateRegister(tx, s, sender)
         case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
         case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
@@ -123,6 +123,16 @@ public struct Contracts {
 
     // MARK: identity group
 
+    /// A DID's history as of block `height` (operations committed at or
+    /// below it); nil if it was not registered by then.
+    public static func history(_ did: String, atHeight height: UInt64, state s: ContractState) -> DIDHistory? {
+        guard let ops = s.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), let first = ops.first else { return nil }
+        let heights = s.get("did-heights/\(did)")?.arrayValue?.compactMap(\.intValue) ?? []
+        guard heights.count == ops.count, UInt64(heights[0]) <= height, var h = try? DIDHistory(create: first) else { return nil }
+        for (o, at) in zip(ops.dropFirst(), heights.dropFirst()) where UInt64(at) <= height { try? h.apply(o) }
+        return h
+    }
+
     func history(_ did: String, _ s: ContractState) -> DIDHistory? {
         guard let ops = s.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), let first = ops.first,
             var h = try? DIDHistory(create: first)
@@ -131,15 +141,16 @@ public struct Contracts {
         return h
     }
 
-    func didRegister(_ tx: ChainTransaction, _ s: ContractState) throws -> JSON? {
+    func didRegister(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64) throws -> JSON? {
         let op = tx.args["operation"]!.objectValue!
         let did = tx.sender!
         guard s.get("did/\(did)") == nil else { throw ContractError("DID \(did) is already registered") }
         s.set("did/\(did)", .array([.object(op)]))
+        s.set("did-heights/\(did)", [.number(Double(height))])
         return ["did": .string(did), "version": 1]
     }
 
-    func didUpdate(_ tx: ChainTransaction, _ s: ContractState, _ sender: String) throws -> JSON? {
+    func didUpdate(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
         guard let op = tx.args["operation"]?.objectValue else { throw ContractError("\(tx.op!) needs args.operation") }
         guard op["did"]?.stringValue == sender else { throw ContractError("a DID can only be changed by itself") }
         guard var h = history(sender, s), let ops = s.get("did/\(sender)")?.arrayValue else { throw ContractError("unknown DID \(sender)") }
@@ -147,6 +158,7 @@ public struct Contracts {
         guard op["operation"]?.stringValue == expected else { throw ContractError("\(tx.op!) needs a '\(expected)' operation") }
         do { try h.apply(op) } catch { throw ContractError("\(error)") }
         s.set("did/\(sender)", .array(ops + [.object(op)]))
+        s.set("did-heights/\(sender)", .array((s.get("did-heights/\(sender)")?.arrayValue ?? []) + [.number(Double(height))]))
         return ["did": .string(sender), "version": .number(Double(h.current.version)), "deactivated": .bool(h.deactivated)]
     }
 

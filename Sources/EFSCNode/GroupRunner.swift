@@ -391,15 +391,15 @@ public final class GroupRunner: @unchecked Sendable {
             ]
         case "did":
             guard let did = p["did"]?.stringValue else { throw ContractError("params.did is missing") }
-            guard let ops = state.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), let first = ops.first else {
+            guard let ops = state.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), !ops.isEmpty else {
                 throw ContractError("unknown DID '\(did)'")
             }
-            var h = try DIDHistory(create: first)
-            for o in ops.dropFirst() { try h.apply(o) }
+            let at = p["height"]?.intValue.map(UInt64.init) ?? ledger.height
+            guard let h = Contracts.history(did, atHeight: at, state: state) else { throw ContractError("'\(did)' was not registered at height \(at)") }
             return [
                 "didDocument": h.current.document.json,
                 "didDocumentMetadata": ["versionId": .string(String(h.current.version)), "deactivated": .bool(h.deactivated)],
-                "operations": .array(ops.map { .object($0) }),
+                "operations": .array(ops.prefix(h.versions.count).map { .object($0) }), "height": .number(Double(at)),
             ]
         case "template":
             guard let id = p["id"]?.stringValue else { throw ContractError("params.id is missing") }

@@ -75,6 +75,8 @@ import Testing
         let tcc = try JSONParser.parse(try String(contentsOfFile: dir + "/tcc1.json", encoding: .utf8))
         let did = try efsc(["chain", "did", "resolve", "--broker", broker, "--node", "node4", tcc["did"]!.stringValue!, "--json"])
         #expect(did.json?["didDocument"]?["id"] == tcc["did"], "\(did.out)")
+        let before0 = try efsc(["chain", "did", "resolve", "--broker", broker, "--at-height", "0", tcc["did"]!.stringValue!])
+        #expect(before0.code == 1)
         let unknown = try efsc(["chain", "did", "resolve", "--broker", broker, "did:efsc:devnet:nobody"])
         #expect(unknown.code == 1)
 

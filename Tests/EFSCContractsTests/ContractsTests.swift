@@ -37,6 +37,10 @@ struct Party {
         let newKey = Ed25519SecretKey()
         let (_, rot) = try EFSCDID.rotateOperation(current: doc, version: 1, currentKey: alice.key, currentMethod: alice.method, newKey: newKey)
         #expect(c.execute(try alice.tx("identity", "did.update", ["operation": .object(rot)]), state: state, height: 2).ok)
+        // Resolution at a height sees the history as it was then.
+        #expect(Contracts.history(alice.did, atHeight: 1, state: state)?.current.version == 1)
+        #expect(Contracts.history(alice.did, atHeight: 2, state: state)?.current.version == 2)
+        #expect(Contracts.history(alice.did, atHeight: 0, state: state) == nil)
         // The old key no longer signs transactions.
         let stale = c.execute(try alice.tx("identity", "template.register", [:]), state: state, height: 3)
         #expect(stale.error?.hasPrefix("bad signature") == true)
