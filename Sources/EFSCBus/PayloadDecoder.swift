@@ -98,6 +98,7 @@ public enum PayloadDecoder {
         let proposer = try r.uint(2)
         let view = try r.uint(8)
         let ts = try r.uint(8)
+        let anchor = try r.uint(8)
         let t = Int(try r.uint(4))
         guard t <= r.remaining / 4 else { throw Truncated() }
         var txs: [JSON] = []
@@ -123,7 +124,7 @@ public enum PayloadDecoder {
             "format": "Block", "version": .number(Double(version)), "group": .string(group), "height": .number(Double(height)),
             "hash": .string(Digest.sha256Hex(Array(p[0..<hashEnd]))),
             "parentHash": .string(Hex.encode(parent)), "stateRoot": .string(Hex.encode(state)), "transactionsRoot": .string(Hex.encode(txRoot)),
-            "proposer": .number(Double(proposer)), "view": .number(Double(view)), "timestamp": .number(Double(ts)),
+            "proposer": .number(Double(proposer)), "view": .number(Double(view)), "timestamp": .number(Double(ts)), "anchor": .number(Double(anchor)),
             "transactions": .array(txs), "certificateView": certView, "certificate": .array(cert),
         ]
     }

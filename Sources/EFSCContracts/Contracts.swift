@@ -64,7 +64,7 @@ public struct Contracts {
         switch (group, op) {
         case ("identity", "did.register"): return try didRegister(tx, s, height)
         case ("identity", "did.update"), ("identity", "did.deactivate"): return try didUpdate(tx, s, sender, height)
-        case ("identity", "template.register"): return try templateRegister(tx, s, sender)
+        case ("identity", "template.register"): return try templateRegister(tx, s, sender, height)
         case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
         case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
         case ("transaction", "tic.record"): return try ticRecord(tx, s, sender, height)
@@ -162,7 +162,7 @@ public struct Contracts {
         return ["did": .string(sender), "version": .number(Double(h.current.version)), "deactivated": .bool(h.deactivated)]
     }
 
-    func templateRegister(_ tx: ChainTransaction, _ s: ContractState, _ sender: String) throws -> JSON? {
+    func templateRegister(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
         guard let tj = tx.args["template"] else { throw ContractError("template.register needs args.template") }
         let t: Template
         do {
@@ -180,6 +180,7 @@ public struct Contracts {
             guard prev["owner"]?.stringValue == sender else { throw ContractError("template \(t.id) belongs to another owner") }
         }
         s.set("template/\(t.id)/\(t.version)", t.json)
+        s.set("template-height/\(t.id)/\(t.version)", .number(Double(height)))
         return ["id": .string(t.id), "version": .number(Double(t.version))]
     }
 

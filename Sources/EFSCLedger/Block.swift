@@ -17,10 +17,13 @@ public struct BlockHeader: Sendable, Hashable {
     public var view: UInt64
     /// Milliseconds since the Unix epoch, chosen by the proposer.
     public var timestamp: UInt64
+    /// Height of the identity group the transactions were executed against
+    /// (DIDs and templates are read as of it); 0 on the identity group.
+    public var anchor: UInt64
 
     public init(
         group: String, height: UInt64, parentHash: [UInt8], stateRoot: [UInt8], transactionsRoot: [UInt8], proposer: Int, view: UInt64,
-        timestamp: UInt64
+        timestamp: UInt64, anchor: UInt64 = 0
     ) {
         self.group = group
         self.height = height
@@ -30,6 +33,7 @@ public struct BlockHeader: Sendable, Hashable {
         self.proposer = proposer
         self.view = view
         self.timestamp = timestamp
+        self.anchor = anchor
     }
 }
 
@@ -71,6 +75,7 @@ public struct Block: Sendable, Hashable {
         Self.put(&w, UInt64(header.proposer), 2)
         Self.put(&w, header.view, 8)
         Self.put(&w, header.timestamp, 8)
+        Self.put(&w, header.anchor, 8)
         Self.put(&w, UInt64(transactions.count), 4)
         for t in transactions {
             Self.put(&w, UInt64(t.count), 4)
@@ -121,6 +126,7 @@ public struct Block: Sendable, Hashable {
         let proposer = Int(try uint(2))
         let view = try uint(8)
         let ts = try uint(8)
+        let anchor = try uint(8)
         let count = Int(try uint(4))
         guard count <= (b.count - i) / 4 else { throw BlockDecodingError(message: "transaction count \(count) exceeds the data") }
         var txs: [[UInt8]] = []
@@ -129,7 +135,7 @@ public struct Block: Sendable, Hashable {
         self.init(
             header: BlockHeader(
                 group: group, height: height, parentHash: parent, stateRoot: state, transactionsRoot: txRoot, proposer: proposer, view: view,
-                timestamp: ts),
+                timestamp: ts, anchor: anchor),
             transactions: txs)
         if i < b.count {
             certificateView = try uint(8)

@@ -32,6 +32,13 @@ public final class GroupRunner: @unchecked Sendable {
     var poolIndex: [[UInt8]: Int] = [:]
     var replies: [[UInt8]: MQTTMessage] = [:]
     var lastProposal = 0.0
+    /// Identity-group height the transactions being executed read DIDs and
+    /// templates at (the block's anchor), so every node executes alike.
+    public internal(set) var executionAnchor: UInt64 = 0
+    /// The identity group's committed height on this node (nil: not run here).
+    var identityHeight: () -> UInt64? = { nil }
+    /// Committed blocks waiting for the identity group to reach their anchor.
+    var deferred: [CommittedBlock] = []
     /// DID histories read from this group's state, valid for one height.
     let historyCache = Guarded<(height: UInt64, entries: [String: DIDHistory?])>((0, [:]))
     var lastStatus = 0.0
@@ -70,7 +77,7 @@ public final class GroupRunner: @unchecked Sendable {
             durable: durable,
             validate: { seq, payload in
                 guard let b = try? Block(decoding: payload) else { return false }
-                return b.header.group == g && b.header.height == seq && b.transactions.count <= maxTx
+                return b.header.group == g && b.header.height == seq && b.transactions.count <= maxTx && (g != "identity" || b.header.anchor == 0)
                     && b.header.transactionsRoot == Block.transactionsRoot(b.transactions)
             })
     }
@@ -144,6 +151,7 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     func onTick() {
+        if !deferred.isEmpty { drainDeferred() }
         apply(replica.step(.pendingWork(!pool.isEmpty)))
         apply(replica.step(.tick))
         maybePropose()
@@ -153,7 +161,7 @@ public final class GroupRunner: @unchecked Sendable {
     // MARK: proposing
 
     func maybePropose() {
-        guard replica.canPropose, !pool.isEmpty else { return }
+        guard replica.canPropose, !pool.isEmpty, deferred.isEmpty, ledger.height == replica.lastExecuted else { return }
         let now = DateTime.currentTime()
         guard (now - lastProposal) * 1000 >= Double(config.minBlockIntervalMillis) else { return }
         lastProposal = now
@@ -169,10 +177,12 @@ public final class GroupRunner: @unchecked Sendable {
         let txs = take.map(\.bytes)
         let state = ContractState(ledger: ledger)
         let height = ledger.height + 1
+        let anchor = group == "identity" ? 0 : (identityHeight() ?? 0)
+        executionAnchor = anchor
         for p in take { _ = contracts.execute(p.tx, state: state, height: height) }
         let header = BlockHeader(
             group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(state.writes),
-            transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000))
+            transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000), anchor: anchor)
         apply(replica.step(.propose(Block(header: header, transactions: txs).body)))
     }
 
@@ -202,7 +212,24 @@ public final class GroupRunner: @unchecked Sendable {
         }
     }
 
+    /// Executes committed blocks in order once the identity group has
+    /// reached each block's anchor (it catches up by its own consensus/sync).
     func commit(_ cb: CommittedBlock) {
+        deferred.append(cb)
+        drainDeferred()
+    }
+
+    func drainDeferred() {
+        while let next = deferred.first {
+            if !next.payload.isEmpty, let b = try? Block(decoding: next.payload), b.header.anchor > 0 {
+                guard let ih = identityHeight(), ih >= b.header.anchor else { return }
+            }
+            deferred.removeFirst()
+            execute(next)
+        }
+    }
+
+    func execute(_ cb: CommittedBlock) {
         var block: Block
         if cb.payload.isEmpty {
             // A null block (a view change found nothing to re-issue at this height).
@@ -219,6 +246,7 @@ public final class GroupRunner: @unchecked Sendable {
             block = b
         }
         let state = ContractState(ledger: ledger)
+        executionAnchor = block.header.anchor
         var receipts: [(ChainTransaction, Receipt)] = []
         for t in block.transactions {
             guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }

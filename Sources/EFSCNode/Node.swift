@@ -1,4 +1,5 @@
 import EFSCBus
+import EFSCContracts
 import EFSCCore
 import EFSCCredentials
 import EFSCIdentity
@@ -32,8 +33,14 @@ public final class Node: @unchecked Sendable {
         }
     }
 
+    /// The anchor of the transaction-group block being executed.
+    var anchor: UInt64 { runners["transaction"]?.executionAnchor ?? UInt64.max }
+
     func templateFromIdentity(_ id: String, _ version: Int) -> Template? {
-        guard let r = runners["identity"], let b = try? r.ledger.stateValue(Array("template/\(id)/\(version)".utf8)), let j = try? JSONParser.parse(b) else {
+        guard let r = runners["identity"], let b = try? r.ledger.stateValue(Array("template/\(id)/\(version)".utf8)), let j = try? JSONParser.parse(b),
+            let hb = try? r.ledger.stateValue(Array("template-height/\(id)/\(version)".utf8)), let h = (try? JSONParser.parse(hb))?.intValue,
+            UInt64(h) <= anchor
+        else {
             return nil
         }
         return try? Template(json: j) { bid, bv in BaseTemplates.lookup(id: bid, version: bv) ?? self.templateFromIdentity(bid, bv) }
@@ -41,10 +48,13 @@ public final class Node: @unchecked Sendable {
 
     func resolveFromIdentity(_ did: String) -> DIDHistory? {
         guard let id = runners["identity"] else { return nil }
-        return id.contractsHistory(did)
+        return id.contractsHistory(did, atHeight: anchor)
     }
 
     public func start() async throws {
+        if let id = runners["identity"] {
+            for (g, r) in runners where g != "identity" { r.identityHeight = { [weak id] in id?.ledger.height } }
+        }
         if let p = config.metricsPort {
             metricsServer = try MetricsServer(port: p, metrics: metrics)
             logHandle.write(Data("\(DateTime.now()) \(config.nodeId) metrics on http://127.0.0.1:\(metricsServer!.port)/metrics\n".utf8))
@@ -65,24 +75,16 @@ public final class Node: @unchecked Sendable {
 }
 
 extension GroupRunner {
-    /// A DID's history from this (identity) group's committed state, cached
-    /// until the group commits another block (rebuilding verifies signatures).
-    func contractsHistory(_ did: String) -> DIDHistory? {
-        let h = ledger.height
+    /// A DID's history as of identity height `at`, cached per (height, DID)
+    /// (rebuilding it verifies signatures).
+    func contractsHistory(_ did: String, atHeight at: UInt64) -> DIDHistory? {
+        let h = min(at, ledger.height)
         if let c = historyCache.withLock({ $0.height == h ? $0.entries[did] : nil }) { return c }
-        let value = loadHistory(did)
+        let value = Contracts.history(did, atHeight: h, state: ContractState(ledger: ledger))
         historyCache.withLock {
             if $0.height != h || $0.entries.count > 10_000 { $0 = (h, [:]) }
             $0.entries[did] = value
         }
         return value
-    }
-
-    func loadHistory(_ did: String) -> DIDHistory? {
-        guard let ops = (try? ledger.stateValue(Array("did/\(did)".utf8))).flatMap({ $0 }).flatMap({ try? JSONParser.parse($0) })?.arrayValue?.compactMap(\.objectValue),
-            let first = ops.first, var h = try? DIDHistory(create: first)
-        else { return nil }
-        for o in ops.dropFirst() { try? h.apply(o) }
-        return h
     }
 }

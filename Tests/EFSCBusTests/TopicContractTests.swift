@@ -53,13 +53,14 @@ import Testing
         var block: [UInt8] = [0x45, 0x42, 1]
         block += [UInt8(11)] + Array("transaction".utf8)
         block += be(7, 8) + [UInt8](repeating: 1, count: 32) + [UInt8](repeating: 2, count: 32) + [UInt8](repeating: 3, count: 32)
-        block += be(2, 2) + be(5, 8) + be(1_700_000_000_000, 8)
+        block += be(2, 2) + be(5, 8) + be(1_700_000_000_000, 8) + be(3, 8)
         let tx = Array(#"{"op":"evidence.submit"}"#.utf8)
         block += be(1, 4) + be(UInt64(tx.count), 4) + tx
         let hashed = block
         block += be(4, 8) + be(1, 2) + be(3, 2) + be(64, 2) + [UInt8](repeating: 9, count: 64)
         let b = PayloadDecoder.decode(topic: Topics.blocks("transaction", node: "node1"), payload: block)
         #expect(b["height"]?.intValue == 7)
+        #expect(b["anchor"]?.intValue == 3)
         #expect(b["hash"]?.stringValue == Digest.sha256Hex(hashed))
         #expect(b["transactions"]?.arrayValue?.first?["op"] == "evidence.submit")
         #expect(b["certificate"]?.arrayValue?.count == 1)

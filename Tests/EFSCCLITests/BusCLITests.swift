@@ -34,7 +34,7 @@ import Testing
             try await pub.connect()
             // Publish until the tap has subscribed and seen both.
             var block: [UInt8] = [0x45, 0x42, 1, 8] + Array("identity".utf8)
-            block += [UInt8](repeating: 0, count: 7) + [3] + [UInt8](repeating: 0, count: 96) + [0, 1] + [UInt8](repeating: 0, count: 16) + [0, 0, 0, 0]
+            block += [UInt8](repeating: 0, count: 7) + [3] + [UInt8](repeating: 0, count: 96) + [0, 1] + [UInt8](repeating: 0, count: 24) + [0, 0, 0, 0]
             for _ in 0..<100 where tap.isRunning {
                 try await pub.publish(Topics.status("identity", node: "node1"), payload: Array(#"{"height":3}"#.utf8), properties: .init(contentType: "application/json"))
                 try await pub.publish(Topics.blocks("identity", node: "node1"), payload: block)
