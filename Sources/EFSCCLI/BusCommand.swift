@@ -34,6 +34,20 @@ struct BrokerOptions: ParsableArguments {
         try await client.connect()
         return client
     }
+
+    /// One request/response round trip on its own connection; the reply as JSON.
+    func requestJSON(_ topic: String, payload: [UInt8], timeout: Double, clientPrefix: String) async throws -> JSON {
+        let client = try await connect(clientPrefix: clientPrefix)
+        let reply: MQTTMessage
+        do {
+            reply = try await client.request(topic, payload: payload, timeout: timeout)
+        } catch {
+            await client.disconnect()
+            throw error
+        }
+        await client.disconnect()
+        do { return try JSONParser.parse(reply.payload) } catch { throw CLIError("malformed reply on \(topic): \(error)") }
+    }
 }
 
 /// `efsc bus`: watch the bus.

@@ -17,13 +17,9 @@ struct ChainCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func query(_ kind: String, _ params: JSONObject) async throws -> JSON {
-            let client = try await brokerOptions.connect(clientPrefix: "efsc-chain")
-            defer { Task { await client.disconnect() } }
             let topic = node.map { Topics.query(group, kind, node: $0) } ?? Topics.query(group, kind)
             let body: JSON = ["kind": .string(kind), "params": .object(params)]
-            let r = try await client.request(topic, payload: try JCS.canonicalize(body), timeout: timeout)
-            let j: JSON
-            do { j = try JSONParser.parse(r.payload) } catch { throw CLIError("malformed reply from the node: \(error)") }
+            let j = try await brokerOptions.requestJSON(topic, payload: try JCS.canonicalize(body), timeout: timeout, clientPrefix: "efsc-chain")
             guard j["ok"]?.boolValue == true else { throw CLIError(j["error"]?.stringValue ?? "the node refused the query") }
             return j["result"] ?? .null
         }

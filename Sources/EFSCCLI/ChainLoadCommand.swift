@@ -38,10 +38,7 @@ struct ChainSubmit: AsyncParsableCommand {
         let r = try await exitOnError(code: 1) { () async throws -> JSON in
             let tx = try Output.readObject(file, what: "transaction")
             guard let g = tx["group"]?.stringValue else { throw CLIError("transaction has no group") }
-            let client = try await brokerOptions.connect(clientPrefix: "efsc-submit")
-            defer { Task { await client.disconnect() } }
-            let reply = try await client.request(Topics.tx(g), payload: try JCS.canonicalize(.object(tx)), timeout: timeout)
-            return try JSONParser.parse(reply.payload)
+            return try await brokerOptions.requestJSON(Topics.tx(g), payload: try JCS.canonicalize(.object(tx)), timeout: timeout, clientPrefix: "efsc-submit")
         }
         Output.line(r.compactString())
         if r["status"]?.stringValue != "committed" { throw ExitCode(1) }

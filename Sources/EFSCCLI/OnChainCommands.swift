@@ -21,10 +21,7 @@ struct SenderOptions: ParsableArguments {
         do { key = try Ed25519SecretKey(multibase: secretKey) } catch { throw CLIError("--secret-key: \(error)") }
         let nonce = Int(DateTime.currentTime() * 1_000_000)
         let tx = try ChainTransaction.make(group: group, sender: did, nonce: nonce, op: op, args: args, key: key, method: verificationMethod ?? "\(did)#key-1")
-        let client = try await brokerOptions.connect(clientPrefix: "efsc-send")
-        defer { Task { await client.disconnect() } }
-        let r = try await client.request(Topics.tx(group), payload: tx.bytes, timeout: timeout)
-        do { return try JSONParser.parse(r.payload) } catch { throw CLIError("malformed receipt: \(error)") }
+        return try await brokerOptions.requestJSON(Topics.tx(group), payload: tx.bytes, timeout: timeout, clientPrefix: "efsc-send")
     }
 
     func report(_ r: JSON, what: String) throws {

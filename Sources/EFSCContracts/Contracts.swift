@@ -133,13 +133,8 @@ public struct Contracts {
         return h
     }
 
-    func history(_ did: String, _ s: ContractState) -> DIDHistory? {
-        guard let ops = s.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), let first = ops.first,
-            var h = try? DIDHistory(create: first)
-        else { return nil }
-        for o in ops.dropFirst() { try? h.apply(o) }
-        return h
-    }
+    /// A DID's current history in `s`.
+    func history(_ did: String, _ s: ContractState) -> DIDHistory? { Self.history(did, atHeight: .max, state: s) }
 
     func didRegister(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64) throws -> JSON? {
         let op = tx.args["operation"]!.objectValue!

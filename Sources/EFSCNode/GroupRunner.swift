@@ -25,7 +25,6 @@ public final class GroupRunner: @unchecked Sendable {
         let tx: ChainTransaction
         let bytes: [UInt8]
         let hash: [UInt8]
-        let reply: MQTTMessage?
     }
 
     var pool: [Pending] = []
@@ -38,7 +37,7 @@ public final class GroupRunner: @unchecked Sendable {
     /// The identity group's committed height on this node (nil: not run here).
     var identityHeight: () -> UInt64? = { nil }
     /// Committed blocks waiting for the identity group to reach their anchor.
-    var deferred: [CommittedBlock] = []
+    var deferred: [(committed: CommittedBlock, block: Block?)] = []
     /// DID histories read from this group's state, valid for one height.
     let historyCache = Guarded<(height: UInt64, entries: [String: DIDHistory?])>((0, [:]))
     var lastStatus = 0.0
@@ -139,7 +138,7 @@ public final class GroupRunner: @unchecked Sendable {
                 return
             }
             self.poolIndex[h] = self.pool.count
-            self.pool.append(Pending(tx: tx, bytes: tx.bytes, hash: h, reply: m.properties.responseTopic == nil ? nil : m))
+            self.pool.append(Pending(tx: tx, bytes: tx.bytes, hash: h))
             if m.properties.responseTopic != nil { self.replies[h] = m }
         }
     }
@@ -215,21 +214,22 @@ public final class GroupRunner: @unchecked Sendable {
     /// Executes committed blocks in order once the identity group has
     /// reached each block's anchor (it catches up by its own consensus/sync).
     func commit(_ cb: CommittedBlock) {
-        deferred.append(cb)
+        // Decoded once here; nil for a null block or one that does not decode.
+        deferred.append((cb, cb.payload.isEmpty ? nil : try? Block(decoding: cb.payload)))
         drainDeferred()
     }
 
     func drainDeferred() {
-        while let next = deferred.first {
-            if !next.payload.isEmpty, let b = try? Block(decoding: next.payload), b.header.anchor > 0 {
+        while let (cb, decoded) = deferred.first {
+            if let b = decoded, b.header.anchor > 0 {
                 guard let ih = identityHeight(), ih >= b.header.anchor else { return }
             }
             deferred.removeFirst()
-            execute(next)
+            execute(cb, decoded)
         }
     }
 
-    func execute(_ cb: CommittedBlock) {
+    func execute(_ cb: CommittedBlock, _ decoded: Block?) {
         var block: Block
         if cb.payload.isEmpty {
             // A null block (a view change found nothing to re-issue at this height).
@@ -238,7 +238,7 @@ public final class GroupRunner: @unchecked Sendable {
                 transactionsRoot: Block.transactionsRoot([]), proposer: config.members.count, view: cb.view, timestamp: 0)
             block = Block(header: header, transactions: [])
         } else {
-            guard let b = try? Block(decoding: cb.payload) else {
+            guard let b = decoded else {
                 log("\(group): committed block \(cb.seq) does not decode; halting this group")
                 timer?.cancel()
                 return
@@ -390,7 +390,8 @@ public final class GroupRunner: @unchecked Sendable {
     func onQuery(_ m: MQTTMessage) {
         q.async {
             let kind = m.topic.split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
-            let params = (try? JSONParser.parse(m.payload))?["params"]?.objectValue ?? (try? JSONParser.parse(m.payload))?.objectValue ?? [:]
+            let body = try? JSONParser.parse(m.payload)
+            let params = body?["params"]?.objectValue ?? body?.objectValue ?? [:]
             var result: JSON
             do {
                 result = ["ok": true, "node": .string(self.memberID), "height": .number(Double(self.ledger.height)), "result": try self.query(kind, params)]
