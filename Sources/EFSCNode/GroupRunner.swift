@@ -25,6 +25,8 @@ public final class GroupRunner: @unchecked Sendable {
         let tx: ChainTransaction
         let bytes: [UInt8]
         let hash: [UInt8]
+        /// When this node received it (seconds), for the unknown-sender hold.
+        let arrived: Double
     }
 
     var pool: [Pending] = []
@@ -85,6 +87,9 @@ public final class GroupRunner: @unchecked Sendable {
 
     /// Largest block body a proposer packs (bytes).
     static let maxBlockBytes = 700_000
+    /// Longest a transaction from a not-yet-visible DID waits in the pool
+    /// before it is packed (and rejected if the DID is still unknown).
+    static let unknownSenderHoldSeconds = 1.0
 
     // MARK: start / stop
 
@@ -138,7 +143,7 @@ public final class GroupRunner: @unchecked Sendable {
                 return
             }
             self.poolIndex[h] = self.pool.count
-            self.pool.append(Pending(tx: tx, bytes: tx.bytes, hash: h))
+            self.pool.append(Pending(tx: tx, bytes: tx.bytes, hash: h, arrived: DateTime.currentTime()))
             if m.properties.responseTopic != nil { self.replies[h] = m }
         }
     }
@@ -166,18 +171,26 @@ public final class GroupRunner: @unchecked Sendable {
         lastProposal = now
         // At most M transactions, and at most 700 KB so the pre-prepare fits
         // the broker's 1 MiB packet limit.
+        let anchor = group == "identity" ? 0 : (identityHeight() ?? 0)
+        executionAnchor = anchor
+        // A sender whose DID this node's identity group has not committed yet
+        // is usually one that registered a moment ago and whose receipt came
+        // from a faster node: hold its transactions back briefly rather than
+        // reject them. The hold stays under the view-change timeout.
+        let hold = min(Self.unknownSenderHoldSeconds, Double(config.viewChangeTimeoutTicks * config.tickMillis) / 2000)
         var take: [Pending] = []
         var bytes = 0
-        for p in pool.prefix(config.maxTransactionsPerBlock) {
+        for p in pool {
+            if take.count >= config.maxTransactionsPerBlock { break }
+            if anchor > 0, now - p.arrived < hold, let s = p.tx.sender, s.hasPrefix("did:efsc:"), contracts.resolveDID(s) == nil { continue }
             if !take.isEmpty && bytes + p.bytes.count > Self.maxBlockBytes { break }
             take.append(p)
             bytes += p.bytes.count + 4
         }
+        guard !take.isEmpty else { return }
         let txs = take.map(\.bytes)
         let state = ContractState(ledger: ledger)
         let height = ledger.height + 1
-        let anchor = group == "identity" ? 0 : (identityHeight() ?? 0)
-        executionAnchor = anchor
         for p in take { _ = contracts.execute(p.tx, state: state, height: height) }
         let header = BlockHeader(
             group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(state.writes),
