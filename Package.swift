@@ -44,12 +44,20 @@ let package = Package(
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts",
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Layer 6: channels — what TCCs and parties share (chain client, channel
+        // protocol, settlement terms), the TCC service, and the party SDK.
+        .target(name: "EFSCChannel", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCContracts"]),
+        .target(name: "EFSCTCC", dependencies: [
+            "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCStore", "EFSCLedger", "EFSCContracts", "EFSCChannel",
+        ]),
+        .target(name: "EFSCSDK", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCContracts", "EFSCChannel"]),
         // Layer 5: consensus (pure state machine).
         // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode",
+            "EFSCChannel", "EFSCTCC", "EFSCSDK",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "efsc", dependencies: ["EFSCCLI"]),
@@ -62,6 +70,7 @@ let package = Package(
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts"]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK"]),
+        .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
     ]
 )

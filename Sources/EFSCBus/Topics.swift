@@ -34,6 +34,8 @@ public enum Topics {
     // Node → TCC channel control, spread over TCCs by a shared subscription.
     public static func tccControl(_ group: String) -> String { "\(root)/tcc/control/\(group)" }
     public static func tccControlShared(shareGroup: String = "tcc") -> String { "$share/\(shareGroup)/\(root)/tcc/control/+" }
+    /// A TCC's retained status (channels, settlements, evidence, adaptive N).
+    public static func tccStatus(_ name: String) -> String { "\(root)/tcc/status/\(name)" }
 
     // A channel's topic pair, per party: parties → TCC (`up`), TCC → party (`down`).
     public static func channelUp(_ channel: String, party: String) -> String { "\(root)/channel/\(channel)/party/\(party)/up" }
@@ -60,6 +62,7 @@ public enum Topics {
         "efsc/v1/query/{group}/{kind}",
         "efsc/v1/query/{group}/{kind}/node/{node}",
         "efsc/v1/tcc/control/{group}",
+        "efsc/v1/tcc/status/{tcc}",
         "efsc/v1/channel/{channel}/party/{party}/up",
         "efsc/v1/channel/{channel}/party/{party}/down",
         "efsc/v1/reply/{client}",

@@ -363,11 +363,11 @@ public struct Contracts {
         return seq
     }
 
-    func openChannel(_ tx: ChainTransaction, _ s: ContractState, _ sender: String) throws -> (String, JSONObject) {
+    func openChannel(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, tccMayAct: Bool = false) throws -> (String, JSONObject) {
         guard let id = tx.args["channelId"]?.stringValue, let ch = s.get("channel/\(id)")?.objectValue else {
             throw ContractError("unknown channel \(tx.args["channelId"]?.stringValue ?? "(none)")")
         }
-        guard ch["providerDid"]?.stringValue == sender || ch["consumerDid"]?.stringValue == sender else {
+        guard ch["providerDid"]?.stringValue == sender || ch["consumerDid"]?.stringValue == sender || (tccMayAct && tccs.contains(sender)) else {
             throw ContractError("only a party of channel \(id) can do this")
         }
         return (id, ch)
@@ -377,14 +377,18 @@ public struct Contracts {
     /// once; a unilateral close with the latest TSC a party holds opens a
     /// challenge window of `challengeWindow` blocks.
     func channelClose(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
-        var (id, ch) = try openChannel(tx, s, sender)
+        let kind = tx.args["kind"]?.stringValue ?? "unilateral"
+        // The channel's TCC may record a cooperative close (it holds the final TSC both signed).
+        var (id, ch) = try openChannel(tx, s, sender, tccMayAct: kind == "cooperative")
         guard ch["state"]?.stringValue == "open" else { throw ContractError("channel \(id) is \(ch["state"]?.stringValue ?? "?"), not open") }
         guard let tj = tx.args["tsc"]?.objectValue else { throw ContractError("channel.close needs args.tsc (the latest TSC)") }
         let seq = try verifyTSC(tj, channel: .object(ch), s)
         if let ev = s.get("evidence/\(id)"), let es = ev["sequence"]?.intValue, seq < es {
             throw ContractError("stale TSC \(seq): evidence of \(es) is already on chain")
         }
-        let kind = tx.args["kind"]?.stringValue ?? "unilateral"
+        if kind == "cooperative" && tj["credentialSubject"]?["final"]?.boolValue != true {
+            throw ContractError("a cooperative close needs the final TSC (claim final: true, signed by both parties)")
+        }
         ch["finalSequence"] = .number(Double(seq))
         ch["finalTscHash"] = .string(try VerifiableCredential(json: tj).hash())
         ch["closeKind"] = .string(kind)

@@ -58,6 +58,7 @@ public enum BaseTemplates {
             ("start", FieldSpec(.string, required: true, format: .dateTime)),
             ("end", FieldSpec(.string, required: true, format: .dateTime)),
             ("encryptionMethod", FieldSpec(.string, required: true, minLength: 1)),
+            ("final", FieldSpec(.boolean, description: "true on the last settlement: both parties agree to close the channel cooperatively")),
         ])
 
     public static var all: [Template] { [tit, tst] }

@@ -256,11 +256,15 @@ struct Party {
         func open(_ id: String) {
             state.set("channel/\(id)", ["channelId": .string(id), "providerDid": .string(provider.did), "consumerDid": .string(consumer.did), "state": "open"])
         }
-        func tsc(_ ch: String, _ seq: Int) async throws -> JSON {
-            let claim: JSON = [
+        func tsc(_ ch: String, _ seq: Int, final: Bool = false) async throws -> JSON {
+            var claim: JSON = [
                 "providerDid": .string(provider.did), "consumerDid": .string(consumer.did), "channelId": .string(ch), "sequence": .number(Double(seq)),
                 "usage": 1, "fee": 12.5, "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T11:00:00Z", "encryptionMethod": "none",
             ]
+            if final, case .object(var o) = claim {
+                o["final"] = true
+                claim = .object(o)
+            }
             let p = try TSC.propose(claim: claim, template: BaseTemplates.tst, tccDID: tcc.did, providerKey: provider.key, providerMethod: provider.method)
             let j = try await TSC.countersign(p, consumerKey: consumer.key, consumerMethod: consumer.method, resolver: resolver, templates: LocalTemplateStore())
             return .object(try await TSC.issue(j, tccKey: tcc.key, tccMethod: tcc.method, resolver: resolver, templates: LocalTemplateStore()).json)
@@ -284,8 +288,13 @@ struct Party {
         open("ch-b")
         #expect(c.execute(try consumer.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "cooperative", "tsc": t5]), state: state, height: 200).error == "the TSC is for another channel or other parties")
         let tb = try await tsc("ch-b", 9)
-        #expect(c.execute(try consumer.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "cooperative", "tsc": tb]), state: state, height: 200).ok)
+        #expect(c.execute(try consumer.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "cooperative", "tsc": tb]), state: state, height: 200).error?.hasPrefix("a cooperative close needs the final TSC") == true)
+        // Only the TCC (or a party) may record it; the TCC only cooperatively.
+        #expect(c.execute(try tcc.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "unilateral", "tsc": tb]), state: state, height: 200).error == "only a party of channel ch-b can do this")
+        let tf = try await tsc("ch-b", 10, final: true)
+        #expect(c.execute(try tcc.tx("transaction", "channel.close", ["channelId": "ch-b", "kind": "cooperative", "tsc": tf]), state: state, height: 200).ok)
         #expect(state.get("channel/ch-b")?["state"] == "closed")
+        #expect(state.get("channel/ch-b")?["closedBy"]?.stringValue == tcc.did)
         // A forged TSC (fee changed) fails its proofs.
         open("ch-c")
         var forged = try await tsc("ch-c", 1).objectValue!

@@ -1,0 +1,120 @@
+import EFSCBus
+import EFSCContracts
+import EFSCCore
+import EFSCCredentials
+import EFSCIdentity
+
+/// A chain query or submission that did not succeed, with the node's reason.
+public struct ChainError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Talks to the chain nodes over the bus: read-only queries (any node, or
+/// one named node) and signed transactions that return once committed.
+public final class ChainClient: Sendable {
+    public let bus: MQTTClient
+    /// Seconds to wait for a query reply or a receipt.
+    public let timeout: Double
+
+    public init(bus: MQTTClient, timeout: Double = 20) {
+        self.bus = bus
+        self.timeout = timeout
+    }
+
+    /// The `result` of a query; throws the node's error when it says `ok: false`.
+    public func query(_ group: String, _ kind: String, _ params: JSONObject = [:], node: String? = nil) async throws -> JSON {
+        let topic = node.map { Topics.query(group, kind, node: $0) } ?? Topics.query(group, kind)
+        let r = try await bus.request(topic, payload: try JCS.canonicalize(["kind": .string(kind), "params": .object(params)]), timeout: timeout)
+        let j: JSON
+        do { j = try JSONParser.parse(r.payload) } catch { throw ChainError("malformed reply to a \(kind) query: \(error)") }
+        guard j["ok"]?.boolValue == true else { throw ChainError(j["error"]?.stringValue ?? "the \(kind) query failed") }
+        return j["result"] ?? .null
+    }
+
+    /// Submits a transaction and returns its receipt (committed or rejected).
+    public func submit(_ tx: ChainTransaction) async throws -> JSON {
+        guard let g = tx.group else { throw ChainError("the transaction names no group") }
+        let r = try await bus.request(Topics.tx(g), payload: tx.bytes, timeout: timeout)
+        do { return try JSONParser.parse(r.payload) } catch { throw ChainError("malformed receipt: \(error)") }
+    }
+
+    /// Submits and returns the receipt's result; throws the rejection reason.
+    @discardableResult
+    public func submitCommitted(_ tx: ChainTransaction) async throws -> JSON {
+        let r = try await submit(tx)
+        guard r["status"]?.stringValue == "committed" else {
+            throw ChainError("\(tx.op ?? "transaction") rejected: \(r["error"]?.stringValue ?? r.compactString())")
+        }
+        return r
+    }
+
+    /// The DID's resolution from the identity chain (current version).
+    public func resolveDID(_ did: String) async throws -> DIDResolution {
+        let r = try await query("identity", "did", ["did": .string(did)])
+        guard let d = r["didDocument"] else { throw ChainError("the identity chain returned no document for \(did)") }
+        let doc = try DIDDocument(json: d)
+        let meta = r["didDocumentMetadata"]
+        return DIDResolution(
+            document: doc, versionId: meta?["versionId"]?.stringValue.flatMap { Int($0) }, deactivated: meta?["deactivated"]?.boolValue ?? false)
+    }
+
+    /// The channel record the transaction chain holds.
+    public func channel(_ id: String) async throws -> JSON { try await query("transaction", "channel", ["channelId": .string(id)]) }
+
+    /// The transaction group's pending-pool length as the answering node reports it.
+    public func pendingPool(group: String = "transaction") async throws -> Int {
+        try await query(group, "status")["pendingPool"]?.intValue ?? 0
+    }
+}
+
+/// Resolves did:key locally and did:efsc from the identity chain, caching
+/// answers for `ttl` seconds (a rotation is seen at most that late; a party
+/// that rotated re-authenticates, which resolves afresh).
+public final class ChainDIDResolver: DIDResolver, @unchecked Sendable {
+    let chain: ChainClient
+    let ttl: Double
+    let lock = Lock()
+    var cache: [String: (at: Double, value: DIDResolution)] = [:]
+
+    public init(chain: ChainClient, ttl: Double = 30) {
+        self.chain = chain
+        self.ttl = ttl
+    }
+
+    public func resolve(_ did: String) async throws -> DIDResolution {
+        if DIDSyntax.method(did) == "key" { return DIDResolution(document: try DIDKey.resolve(did)) }
+        return try await resolve(did, fresh: false)
+    }
+
+    public func resolve(_ did: String, fresh: Bool) async throws -> DIDResolution {
+        let now = DateTime.currentTime()
+        if !fresh, let c = lock.withLock({ cache[did] }), now - c.at < ttl { return c.value }
+        let r: DIDResolution
+        do { r = try await chain.resolveDID(did) } catch let e as ChainError { throw DIDError.notFound("\(did) (\(e.message))") }
+        lock.withLock { cache[did] = (now, r) }
+        return r
+    }
+}
+
+/// Templates from the identity chain (built-ins answered locally), cached:
+/// a registered template version never changes.
+public final class ChainTemplateStore: TemplateStore, @unchecked Sendable {
+    let chain: ChainClient
+    let local = LocalTemplateStore()
+
+    public init(chain: ChainClient) { self.chain = chain }
+
+    public func template(id: String, version: Int) async throws -> Template {
+        if let t = local.lookup(id: id, version: version) { return t }
+        let j = try await chain.query("identity", "template", ["id": .string(id), "version": .number(Double(version))])
+        var base: Template?
+        if let ext = j["extends"], let bid = ext["id"]?.stringValue, let bv = ext["version"]?.intValue {
+            base = try await template(id: bid, version: bv)
+        }
+        let t = try Template(json: j) { bid, bv in base.flatMap { $0.id == bid && $0.version == bv ? $0 : nil } ?? self.local.lookup(id: bid, version: bv) }
+        local.add(t)
+        return t
+    }
+}
