@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "EFSCTCC", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCStore", "EFSCLedger", "EFSCContracts", "EFSCChannel",
         ]),
-        .target(name: "EFSCSDK", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCContracts", "EFSCChannel"]),
+        .target(name: "EFSCSDK", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel"]),
         // Layer 5: consensus (pure state machine).
         // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),

@@ -22,8 +22,16 @@ struct Devnet {
     var brokerPort: Int { network["brokerPort"]?.intValue ?? 1883 }
     var brokerURL: String { "mqtt://127.0.0.1:\(brokerPort)" }
 
+    /// TCCs of the devnet (directories `tccK/` with a config.json).
+    var tccs: [String] {
+        (1...16).map { "tcc\($0)" }.filter { FileManager.default.fileExists(atPath: "\(dir)/\($0)/config.json") }
+    }
+
+    static func isTCC(_ name: String) -> Bool { name.hasPrefix("tcc") }
+
     func pid(_ node: String) -> pid_t? {
-        guard let t = try? String(contentsOfFile: "\(dir)/\(node)/node.pid", encoding: .utf8), let p = Int32(t.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let file = Self.isTCC(node) ? "tcc.pid" : "node.pid"
+        guard let t = try? String(contentsOfFile: "\(dir)/\(node)/\(file)", encoding: .utf8), let p = Int32(t.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             return nil
         }
         return kill(p, 0) == 0 ? p : nil
@@ -40,12 +48,31 @@ struct Devnet {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
     }
 
+    /// Starts a node (`nodeK`) or a TCC (`tccK`) unless it runs already.
     func startNode(_ node: String) throws -> pid_t {
         if let p = pid(node) { return p }
+        let kind = Self.isTCC(node) ? "tcc" : "node"
         let child = try ChildProcess(
-            path: Self.executable, arguments: ["node", "--config", "\(dir)/\(node)/config.json"], outputPath: "\(dir)/\(node)/node.log")
-        try "\(child.pid)\n".write(toFile: "\(dir)/\(node)/node.pid", atomically: true, encoding: .utf8)
+            path: Self.executable, arguments: [kind, "--config", "\(dir)/\(node)/config.json"], outputPath: "\(dir)/\(node)/\(kind).log")
+        try "\(child.pid)\n".write(toFile: "\(dir)/\(node)/\(kind).pid", atomically: true, encoding: .utf8)
         return child.pid
+    }
+
+    /// Latest retained status of every TCC, by name.
+    func tccStatuses(seconds: Double = 0.7) async throws -> [String: JSON] {
+        var c = try MQTTConfiguration(url: brokerURL, clientID: "efsc-devnet-\(Hex.encode(Digest.randomBytes(4)))")
+        c.offlinePolicy = .failFast
+        c.connectTimeout = 3
+        let client = try MQTTClient(c)
+        try await client.connect()
+        let collected = StatusBox()
+        try await client.subscribe(Topics.tccStatus("+"), qos: .atLeastOnce) { m in
+            guard let j = try? JSONParser.parse(m.payload), let n = j["name"]?.stringValue else { return }
+            collected.set(n, "tcc", j)
+        }
+        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+        await client.disconnect()
+        return collected.value.compactMapValues { $0["tcc"] }
     }
 
     /// Sends `signal` and waits up to 10 s for the process to end.
@@ -123,6 +150,12 @@ struct DevnetCommand: AsyncParsableCommand {
                 try Output.write("\(dir)/tcc1.json", tccIdentity.prettyString() + "\n")
                 chmod("\(dir)/tcc1.json", 0o600)
                 let tccList: [JSON] = [.string(tccDID)] + tccs.split(separator: ",").map { .string(String($0)) }
+                try FileManager.default.createDirectory(atPath: "\(dir)/tcc1/data", withIntermediateDirectories: true)
+                let tccConfig: JSON = [
+                    "name": "tcc1", "broker": .string("mqtt://127.0.0.1:\(port)"), "dataDir": .string("\(dirPath)/tcc1/data"),
+                    "identity": .string("\(dirPath)/tcc1.json"), "node": "node1",
+                ]
+                try Output.write("\(dir)/tcc1/config.json", tccConfig.prettyString() + "\n")
                 for (i, k) in keys.enumerated() {
                     let id = "node\(i + 1)"
                     try FileManager.default.createDirectory(atPath: "\(dir)/\(id)/data", withIntermediateDirectories: true)
@@ -172,7 +205,13 @@ struct DevnetCommand: AsyncParsableCommand {
                         throw CLIError("only \(ready.count) of \(net.nodes.count) nodes came up within \(Int(timeout)) s; see \(dir)/nodeK/node.log")
                     }
                 }
-                Output.line("devnet up: broker \(net.brokerURL), \(net.nodes.count) nodes")
+                for t in net.tccs { _ = try net.startNode(t) }
+                while !net.tccs.isEmpty {
+                    let st = try await net.tccStatuses(seconds: 0.5)
+                    if net.tccs.allSatisfy({ st[$0] != nil && net.pid($0) != nil }) { break }
+                    if DateTime.currentTime() > deadline { throw CLIError("the TCC did not come up within \(Int(timeout)) s; see \(dir)/tcc1/tcc.log") }
+                }
+                Output.line("devnet up: broker \(net.brokerURL), \(net.nodes.count) nodes, \(net.tccs.count) TCC(s)")
             }
         }
     }
@@ -184,7 +223,7 @@ struct DevnetCommand: AsyncParsableCommand {
         func run() async throws {
             try await exitOnError(code: 1) {
                 let net = try Devnet(dir: dir)
-                for n in net.nodes {
+                for n in net.tccs + net.nodes {
                     if let p = net.pid(n), !Devnet.stop(p, signal: SIGTERM) { _ = Devnet.stop(p, signal: SIGKILL) }
                 }
                 if let b = net.brokerPID, !Devnet.stop(b, signal: SIGTERM) { _ = Devnet.stop(b, signal: SIGKILL) }
@@ -215,7 +254,11 @@ struct DevnetCommand: AsyncParsableCommand {
                     }
                     nodes.append(["id": .string(n), "pid": net.pid(n).map { .number(Double($0)) } ?? .null, "running": .bool(net.pid(n) != nil), "groups": .object(groups)])
                 }
-                let out: JSON = ["broker": .string(net.brokerURL), "brokerRunning": .bool(net.brokerPID != nil), "nodes": .array(nodes)]
+                let ts = net.brokerPID == nil ? [:] : try await net.tccStatuses()
+                let tccs: [JSON] = net.tccs.map { t in
+                    ["id": .string(t), "pid": net.pid(t).map { .number(Double($0)) } ?? .null, "running": .bool(net.pid(t) != nil), "status": ts[t] ?? .null]
+                }
+                let out: JSON = ["broker": .string(net.brokerURL), "brokerRunning": .bool(net.brokerPID != nil), "nodes": .array(nodes), "tccs": .array(tccs)]
                 if json {
                     Output.line(out.compactString())
                     return
@@ -234,20 +277,24 @@ struct DevnetCommand: AsyncParsableCommand {
                     }
                     Output.line(line)
                 }
+                for t in tccs {
+                    let st = t["status"]
+                    Output.line("\(t["id"]!.stringValue!) pid \(t["pid"]?.intValue.map(String.init) ?? "-")  open channels \(st?["openChannels"]?.intValue ?? 0), settlements \(st?["settlements"]?.intValue ?? 0), pending evidence \(st?["pendingEvidence"]?.intValue ?? 0), N factor \(st?["evidenceFactor"]?.intValue ?? 1)")
+                }
             }
         }
     }
 
     struct StopNode: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "stop-node", abstract: "Stop one node (SIGTERM, or SIGKILL with --kill).")
+        static let configuration = CommandConfiguration(commandName: "stop-node", abstract: "Stop one node or TCC (SIGTERM, or SIGKILL with --kill).")
         @Option(name: .long, help: "Devnet directory.") var dir: String
         @Flag(name: .long, help: "SIGKILL instead of SIGTERM (a crash).") var kill = false
-        @Argument(help: "Node id, e.g. node2.") var node: String
+        @Argument(help: "Node or TCC id, e.g. node2 or tcc1.") var node: String
 
         func run() async throws {
             try await exitOnError(code: 1) {
                 let net = try Devnet(dir: dir)
-                guard net.nodes.contains(node) else { throw CLIError("unknown node '\(node)' (nodes: \(net.nodes.joined(separator: ", ")))") }
+                guard (net.nodes + net.tccs).contains(node) else { throw CLIError("unknown node '\(node)' (nodes: \((net.nodes + net.tccs).joined(separator: ", ")))") }
                 guard let p = net.pid(node) else { throw CLIError("\(node) is not running") }
                 guard Devnet.stop(p, signal: kill ? SIGKILL : SIGTERM) else { throw CLIError("\(node) did not stop within 10 s") }
                 Output.line("\(node) stopped")
@@ -256,14 +303,14 @@ struct DevnetCommand: AsyncParsableCommand {
     }
 
     struct StartNode: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "start-node", abstract: "Start one node again.")
+        static let configuration = CommandConfiguration(commandName: "start-node", abstract: "Start one node or TCC again.")
         @Option(name: .long, help: "Devnet directory.") var dir: String
-        @Argument(help: "Node id, e.g. node2.") var node: String
+        @Argument(help: "Node or TCC id, e.g. node2 or tcc1.") var node: String
 
         func run() async throws {
             try await exitOnError(code: 1) {
                 let net = try Devnet(dir: dir)
-                guard net.nodes.contains(node) else { throw CLIError("unknown node '\(node)'") }
+                guard (net.nodes + net.tccs).contains(node) else { throw CLIError("unknown node '\(node)'") }
                 let p = try net.startNode(node)
                 Output.line("\(node) started (pid \(p))")
             }

@@ -429,7 +429,7 @@ public final class GroupRunner: @unchecked Sendable {
             return [
                 "height": .number(Double(t.height)), "index": .number(Double(t.index)), "transaction": (try? JSONParser.parse(t.block.transactions[t.index])) ?? .null,
                 "proof": .array(t.proof.map { .string(Hex.encode($0)) }), "transactionsRoot": .string(Hex.encode(t.block.header.transactionsRoot)),
-                "blockHash": .string(Hex.encode(t.block.hash)),
+                "blockHash": .string(Hex.encode(t.block.hash)), "size": .number(Double(t.block.transactions.count)),
             ]
         case "did":
             guard let did = p["did"]?.stringValue else { throw ContractError("params.did is missing") }

@@ -176,7 +176,8 @@ public final class ChannelSession: @unchecked Sendable {
         guard let msg = try? ChannelMessage(bytes: m.payload), msg.channelId == terms.channelId else { return }
         switch msg.kind {
         case .challenge:
-            guard msg["did"]?.stringValue == me.did else { return }
+            // Only a challenge this session asked for (it said hello) is answered.
+            guard msg["did"]?.stringValue == me.did, lock.withLock({ admittedWaiter != nil }) else { return }
             do {
                 let a = try ChannelAuth.answer(msg, key: me.keyAgreementKey, did: me.did)
                 Task { try? await self.send(a) }

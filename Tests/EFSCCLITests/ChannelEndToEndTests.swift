@@ -1,0 +1,297 @@
+import EFSCBus
+import EFSCChannel
+import EFSCCore
+import EFSCCredentials
+import EFSCIdentity
+import EFSCSDK
+import Foundation
+import Testing
+
+/// Whole trades over a real broker, four node processes and a TCC process:
+/// DID authentication (and its rejections), settlements with TSCs checked
+/// by both parties, evidence anchored with inclusion proofs, forged and
+/// stale settlements refused, a TCC killed with -9 mid-trade losing no
+/// acknowledged TSC, adaptive N under a burst, and both kinds of close.
+@Suite(.serialized) struct ChannelEndToEndTests {
+    final class Box: @unchecked Sendable {
+        let lock = Lock()
+        var items: [ChannelMessage] = []
+        func add(_ m: ChannelMessage) { lock.withLock { items.append(m) } }
+        func wait(_ kind: ChannelMessage.Kind, timeout: Double = 10) async -> ChannelMessage? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let m = lock.withLock({ () -> ChannelMessage? in
+                    guard let i = items.firstIndex(where: { $0.kind == kind }) else { return nil }
+                    return items.remove(at: i)
+                }) { return m }
+                try? await Task.sleep(nanoseconds: 20_000_000)
+            }
+            return nil
+        }
+    }
+
+    struct Net {
+        let dir: String
+        let broker: String
+        let run = DevnetIntegrationTests()
+    }
+
+    func startNet(challengeSeconds: Double = 2) throws -> Net {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-chan-\(UUID().uuidString.prefix(8))").path
+        let run = DevnetIntegrationTests()
+        #expect(try run.efsc(["devnet", "init", "--dir", dir]).code == 0)
+        // Short challenge deadline and low pool watermarks so the test can reach both.
+        var cfg = try JSONParser.parse(try String(contentsOfFile: dir + "/tcc1/config.json", encoding: .utf8)).objectValue!
+        cfg["challengeSeconds"] = .number(challengeSeconds)
+        cfg["poolHigh"] = 40
+        cfg["poolLow"] = 5
+        cfg["statusIntervalMillis"] = 250
+        try JSON.object(cfg).prettyString().write(toFile: dir + "/tcc1/config.json", atomically: true, encoding: .utf8)
+        let up = try run.efsc(["devnet", "up", "--dir", dir])
+        #expect(up.code == 0, "\(up.out)")
+        let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
+        return Net(dir: dir, broker: "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)")
+    }
+
+    func client(_ net: Net, _ id: String) async throws -> MQTTClient {
+        var c = try MQTTConfiguration(url: net.broker, clientID: id)
+        c.offlinePolicy = .failFast
+        let m = try MQTTClient(c)
+        try await m.connect()
+        return m
+    }
+
+    /// Provider, consumer(s), an offer and recorded TICs: returns the traders and channel ids.
+    func openTrades(_ net: Net, consumers: Int, period: Int = 1, every: Int = 3) async throws -> (Trader, [Trader], [(String, VerifiableCredential)]) {
+        let chain = ChainClient(bus: try await client(net, "e2e-\(UUID().uuidString.prefix(6))"))
+        let provider = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
+        try await provider.registerDID()
+        let tit = try ProviderTemplates.timeOfDayTIT(owner: provider.me.did)
+        try await provider.registerTemplate(tit)
+        _ = try await provider.publishOffer(["offerId": "gpu-e2e", "computingPower": ["resourceType": "gpu", "memoryGiB": 80], "unitPrice": 12.5, "capacity": 8])
+        var traders: [Trader] = []
+        var channels: [(String, VerifiableCredential)] = []
+        for _ in 0..<consumers {
+            let c = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
+            try await c.registerDID()
+            let best = try await c.match(["resourceType": "gpu", "quantity": 2, "durationHours": 1])
+            #expect(best.first?["offerId"] == "gpu-e2e")
+            let claim = ProviderTemplates.sampleTITClaim(provider: provider.me.did, consumer: c.me.did, period: period, evidenceEvery: every)
+            let tic = try await provider.issue(try c.apply(claim: claim, template: tit))
+            let ch = try await c.record(tic: tic, offerId: "gpu-e2e")
+            channels.append((ch["channelId"]!.stringValue!, tic))
+            traders.append(c)
+        }
+        return (provider, traders, channels)
+    }
+
+    func tccStatus(_ net: Net) throws -> JSON? {
+        try run(net, ["devnet", "status", "--dir", net.dir, "--json"]).json?["tccs"]?.arrayValue?.first?["status"]
+    }
+
+    func run(_ net: Net, _ args: [String]) throws -> DevnetIntegrationTests.Run { try net.run.efsc(args) }
+
+    @Test func settlementsEvidenceAuthRejectionsAndCrashRecovery() async throws {
+        let net = try startNet()
+        defer {
+            _ = try? run(net, ["devnet", "down", "--dir", net.dir])
+            try? FileManager.default.removeItem(atPath: net.dir)
+        }
+        let (provider, consumers, channels) = try await openTrades(net, consumers: 1)
+        let consumer = consumers[0]
+        let (channel, tic) = channels[0]
+        let pStore = try TSCStore(directory: net.dir + "/provider-tscs")
+        let cStore = try TSCStore(directory: net.dir + "/consumer-tscs")
+        let p = try provider.session(channel: channel, tic: tic, store: pStore)
+        let c = try consumer.session(channel: channel, tic: tic, store: cStore)
+        try await p.open()
+        try await c.open()
+        // Settlements: the first period started 200 s ago so periods of 1 s stay in the past.
+        let first = DateTime.currentTime() - 200
+        for _ in 1...6 { _ = try await p.settle(usage: 0.0005, firstStart: first) }
+        let t6 = try await c.waitFor(sequence: 6)
+        #expect(cStore.sequences(channel: channel) == Array(1...6))
+        #expect(pStore.sequences(channel: channel) == Array(1...6))
+        // Any standard verifier: proofs against the chain's DID documents.
+        let check = await TSC.verify(t6, resolver: ChainDIDResolver(chain: provider.chain), templates: ChainTemplateStore(chain: provider.chain))
+        #expect(check.ok, "\(check.summary)")
+        // Evidence every 3: TSCs 3 and 6 get anchored (with verified inclusion proofs); 5 is covered by 6.
+        var status = try await provider.onChainStatus(of: t6)
+        for _ in 0..<50 where status.state != "anchored" {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            status = try await provider.onChainStatus(of: t6)
+        }
+        #expect(status.state == "anchored", "\(status.detail)")
+        #expect(try await provider.onChainStatus(of: try #require(try cStore.get(channel: channel, sequence: 3))).state == "anchored")
+        #expect(try await provider.onChainStatus(of: try #require(try cStore.get(channel: channel, sequence: 5))).state == "superseded")
+
+        // Authentication rejections, spoken raw on the consumer's topics.
+        let raw = try await client(net, "raw-\(UUID().uuidString.prefix(6))")
+        let box = Box()
+        let me = consumer.me
+        let party = PartyName.of(me.did)
+        _ = try await raw.subscribe(Topics.channelDown(channel, party: party), qos: .atLeastOnce) { m in
+            if let cm = try? ChannelMessage(bytes: m.payload) { box.add(cm) }
+        }
+        func say(_ m: ChannelMessage, as who: String = party) async throws {
+            try await raw.publish(Topics.channelUp(channel, party: who), payload: m.bytes, qos: .atLeastOnce)
+        }
+        // Wrong DID on the consumer's topic.
+        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(provider.me.did)]))
+        #expect(await box.wait(.error)?["code"] == "not-a-party")
+        // Wrong key: the challenge cannot be opened without the DID's key-agreement key.
+        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(me.did)]))
+        let ch1 = try #require(await box.wait(.challenge))
+        #expect(throws: ChainError.self) { try ChannelAuth.answer(ch1, key: Ed25519SecretKey().derivedKeyAgreementKey(), did: me.did) }
+        var wrong = try ChannelAuth.answer(ch1, key: me.keyAgreementKey, did: me.did)
+        wrong.fields["plaintext"] = .string(Base64URL.encode(Digest.randomBytes(32)))
+        try await say(wrong)
+        #expect(await box.wait(.error)?["code"] == "wrong-answer")
+        // A correct answer admits once; replaying it is refused.
+        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(me.did)]))
+        let ch2 = try #require(await box.wait(.challenge))
+        let good = try ChannelAuth.answer(ch2, key: me.keyAgreementKey, did: me.did)
+        try await say(good)
+        #expect(await box.wait(.admitted)?["sequence"]?.intValue == 6)
+        try await say(good)
+        #expect(await box.wait(.error)?["code"] == "replayed")
+        // A late answer (the TCC's deadline is 2 s here).
+        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(me.did)]))
+        let ch3 = try #require(await box.wait(.challenge))
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        try await say(try ChannelAuth.answer(ch3, key: me.keyAgreementKey, did: me.did))
+        #expect(await box.wait(.error)?["code"] == "late")
+        // A stranger is not a party at all: nothing it sends is processed.
+        let stranger = try PartyIdentity.create(network: "devnet")
+        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(stranger.did)]), as: PartyName.of(stranger.did))
+        try await Task.sleep(nanoseconds: 600_000_000)
+        #expect((try tccStatus(net)?["authFailures"]?.intValue ?? 0) >= 5)
+
+        // Forged and stale settlements from the provider are refused; nothing advances.
+        let terms = p.terms
+        let tccDID = try #require(t6.issuer)
+        let last = try #require(DateTime.parse(t6.subject!["end"]!.stringValue!))
+        var forgedClaim = terms.claim(sequence: 7, start: last, usage: 0.0005)
+        forgedClaim["fee"] = 100
+        let provBox = Box()
+        let praw = try await client(net, "praw-\(UUID().uuidString.prefix(6))")
+        let pparty = PartyName.of(provider.me.did)
+        _ = try await praw.subscribe(Topics.channelDown(channel, party: pparty), qos: .atLeastOnce) { m in
+            if let cm = try? ChannelMessage(bytes: m.payload) { provBox.add(cm) }
+        }
+        func propose(_ claim: JSONObject) async throws {
+            var t = BaseTemplates.tst
+            t = try await ChainTemplateStore(chain: provider.chain).template(id: t.id, version: t.version)
+            // Signed properly: only the terms make it wrong.
+            let vc = VerifiableCredential(
+                types: [TSC.type], issuer: tccDID, validFrom: claim["start"]!.stringValue!, subject: .object(claim), template: (t.id, t.version))
+            let signed = try vc.signed(with: provider.me.key, options: .init(verificationMethod: provider.me.verificationMethod, id: TSC.providerProofID))
+            try await praw.publish(
+                Topics.channelUp(channel, party: pparty), payload: ChannelMessage(.propose, channel: channel, ["credential": .object(signed.json)]).bytes)
+        }
+        try await propose(forgedClaim)
+        #expect(await provBox.wait(.error)?["error"]?.stringValue?.contains("does not match usage") == true)
+        try await propose(terms.claim(sequence: 6, start: last - 1, usage: 0.0005))
+        #expect(await provBox.wait(.error)?["error"]?.stringValue?.contains("stale sequence 6") == true)
+        // A replayed countersignature (of TSC 6) is stale too.
+        var replay = t6.json
+        replay["proof"] = .array(Array(EddsaJcs2022.proofs(of: t6.json).prefix(2)).map(JSON.object))
+        try await say(ChannelMessage(.countersign, channel: channel, ["credential": .object(replay)]))
+        #expect(await box.wait(.error)?["code"] == "stale")
+
+        // kill -9 of the TCC while settlements run; restart; nothing acknowledged is lost.
+        let acknowledged = Box()
+        let settler = Task {
+            var done = 6
+            while done < 16 {
+                do {
+                    let t = try await p.settle(usage: 0.0005, firstStart: first, timeout: 4)
+                    done = t.subject!["sequence"]!.intValue!
+                    acknowledged.add(ChannelMessage(.tsc, channel: channel, ["sequence": .number(Double(done))]))
+                } catch {
+                    try? await Task.sleep(nanoseconds: 300_000_000)
+                    try? await p.open(timeout: 5)
+                }
+            }
+        }
+        while acknowledged.lock.withLock({ acknowledged.items.count }) < 3 { try await Task.sleep(nanoseconds: 20_000_000) }
+        #expect(try run(net, ["devnet", "stop-node", "--dir", net.dir, "--kill", "tcc1"]).code == 0)
+        try await Task.sleep(nanoseconds: 500_000_000)
+        #expect(try run(net, ["devnet", "start-node", "--dir", net.dir, "tcc1"]).code == 0)
+        _ = await settler.result
+        let t16 = try await c.waitFor(sequence: 16, timeout: 30)
+        #expect(pStore.sequences(channel: channel) == Array(1...16), "no gap, nothing lost")
+        #expect(cStore.sequences(channel: channel) == Array(1...16))
+        #expect(t16.subject?["sequence"]?.intValue == 16)
+        // The recovered TCC still anchors evidence (N = 3 → sequence 15 at least).
+        var ev: JSON?
+        for _ in 0..<50 {
+            ev = try? await provider.chain.query("transaction", "evidence", ["channelId": .string(channel)])
+            if (ev?["sequence"]?.intValue ?? 0) >= 15 { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect((ev?["sequence"]?.intValue ?? 0) >= 15, "\(ev?.compactString() ?? "no evidence")")
+
+        // Adaptive N: a burst on the transaction chain raises the TCC's factor; it falls after.
+        let load = Task { try run(net, ["chain", "load", "--broker", net.broker, "--identity", net.dir + "/tcc1.json", "--rate", "600", "--seconds", "3", "--json"]) }
+        var peak = 1
+        for _ in 0..<40 {
+            peak = max(peak, try tccStatus(net)?["evidenceFactor"]?.intValue ?? 1)
+            if peak > 1 { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        _ = try await load.value
+        #expect(peak > 1, "the evidence factor should rise while the pool is long")
+        var after = peak
+        for _ in 0..<60 where after > 1 {
+            try await Task.sleep(nanoseconds: 250_000_000)
+            after = try tccStatus(net)?["evidenceFactor"]?.intValue ?? after
+        }
+        #expect(after == 1, "and fall back once the pool drains")
+
+        // Unilateral close with an old TSC; the provider challenges with the latest; then final.
+        // (Evidence of 15 is on chain, so 15 is the oldest TSC a close can still use.)
+        let t15 = try #require(try cStore.get(channel: channel, sequence: 15))
+        let closing = try await consumer.closeUnilaterally(channel: channel, tsc: t15)
+        #expect(closing["state"] == "closing" && closing["finalSequence"]?.intValue == 15)
+        let challenged = try await provider.challenge(channel: channel, tsc: t16)
+        #expect(challenged["finalSequence"]?.intValue == 16)
+        let final = try await provider.finalize(channel: channel)
+        #expect(final["state"] == "closed" && final["finalSequence"]?.intValue == 16)
+        // The TCC follows the chain: further settlements are refused.
+        for _ in 0..<50 where p.closedState?["state"]?.stringValue != "closed" { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(p.closedState?["state"] == "closed")
+        await #expect(throws: ChainError.self) { _ = try await p.settle(usage: 0.0005, timeout: 3) }
+    }
+
+    @Test func cooperativeCloseWithTheFinalTSC() async throws {
+        let net = try startNet()
+        defer {
+            _ = try? run(net, ["devnet", "down", "--dir", net.dir])
+            try? FileManager.default.removeItem(atPath: net.dir)
+        }
+        let (provider, consumers, channels) = try await openTrades(net, consumers: 1, every: 100)
+        let (channel, tic) = channels[0]
+        let p = try provider.session(channel: channel, tic: tic)
+        let c = try consumers[0].session(channel: channel, tic: tic)
+        try await p.open()
+        try await c.open()
+        let first = DateTime.currentTime() - 100
+        for _ in 1...3 { _ = try await p.settle(usage: 0.0001, firstStart: first) }
+        let last = try await p.settle(usage: 0.0001, final: true)
+        #expect(last.subject?["final"] == true)
+        var rec = try await provider.chain.channel(channel)
+        for _ in 0..<50 where rec["state"] != "closed" {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            rec = try await provider.chain.channel(channel)
+        }
+        #expect(rec["state"] == "closed" && rec["closeKind"] == "cooperative" && rec["finalSequence"]?.intValue == 4)
+        // The final TSC is always anchored, whatever N is.
+        var st = try await provider.onChainStatus(of: last)
+        for _ in 0..<50 where st.state != "anchored" {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            st = try await provider.onChainStatus(of: last)
+        }
+        #expect(st.state == "anchored")
+    }
+}
