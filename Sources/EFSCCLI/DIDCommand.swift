@@ -1,13 +1,14 @@
 import ArgumentParser
 import EFSCCore
 import EFSCIdentity
+import EFSCChannel
 
 /// `efsc did`: create and resolve DIDs. (Registration on the identity chain
 /// arrives with the chain; here everything is local.)
 struct DIDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "did", abstract: "Create and resolve DIDs (did:key, did:efsc).",
-        subcommands: [Create.self, Resolve.self, Register.self])
+        subcommands: [Create.self, Resolve.self, Register.self, Rotate.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -45,14 +46,23 @@ struct DIDCommand: AsyncParsableCommand {
     struct Resolve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Resolve a DID to its DID document.",
-            discussion: "did:key resolves locally; did:efsc resolves from --did-document files (operation logs are verified).")
+            discussion: "did:key resolves locally; did:efsc resolves from --did-document files (operation logs are verified), or from the identity chain with --chain.")
         @OptionGroup var resolverOptions: ResolverOptions
+        @OptionGroup var brokerOptions: BrokerOptions
+        @Flag(name: .long, help: "Resolve from the identity chain over the broker.") var chain = false
         @Flag(name: .long, help: "Print resolution metadata as well.") var json = false
         @Argument(help: "The DID.") var did: String
 
         func run() async throws {
             try await exitOnError(code: 1) {
-                let r = try await resolverOptions.makeResolver().resolve(did)
+                let r: DIDResolution
+                if chain {
+                    let bus = try await brokerOptions.connect(clientPrefix: "efsc-resolve")
+                    defer { Task { await bus.disconnect() } }
+                    r = try await ChainClient(bus: bus).resolveDID(did)
+                } else {
+                    r = try await resolverOptions.makeResolver().resolve(did)
+                }
                 if json {
                     let meta: JSON = [
                         "didDocument": r.document.json,

@@ -9,18 +9,32 @@ import Foundation
 /// Signing and submitting one contract operation as a DID.
 struct SenderOptions: ParsableArguments {
     @OptionGroup var brokerOptions: BrokerOptions
-    @Option(name: .long, help: "secretKeyMultibase of the sender's DID key.") var secretKey: String
-    @Option(name: .long, help: "Sender DID (its key is <did>#key-1 unless --verification-method).") var did: String
+    @Option(name: .long, help: "Identity file of the sender (did, verificationMethod, secretKeyMultibase), instead of the next three.")
+    var identity: String?
+    @Option(name: .long, help: "secretKeyMultibase of the sender's DID key.") var secretKey: String?
+    @Option(name: .customLong("did"), help: "Sender DID (its key is <did>#key-1 unless --verification-method).") var didOption: String?
     @Option(name: .long, help: "Verification method of the key.") var verificationMethod: String?
+
+    /// The sender's DID, key and verification method from --identity or the separate options.
+    func signer() throws -> (did: String, key: Ed25519SecretKey, method: String) {
+        if let identity {
+            let j = try Output.readJSON(identity)
+            guard let d = j["did"]?.stringValue, let sk = j["secretKeyMultibase"]?.stringValue else { throw CLIError("\(identity) needs did and secretKeyMultibase") }
+            do { return (d, try Ed25519SecretKey(multibase: sk), j["verificationMethod"]?.stringValue ?? "\(d)#key-1") } catch { throw CLIError("\(identity): \(error)") }
+        }
+        guard let sk = secretKey, let d = didOption else { throw CLIError("give --identity FILE, or --did and --secret-key") }
+        do { return (d, try Ed25519SecretKey(multibase: sk), verificationMethod ?? "\(d)#key-1") } catch { throw CLIError("--secret-key: \(error)") }
+    }
+
+    var did: String { (try? signer().did) ?? didOption ?? "?" }
     @Option(name: .long, help: "Seconds to wait for the receipt.") var timeout: Double = 20
     @Flag(name: .long, help: "Print the receipt as JSON.") var json = false
 
     /// Signs `op` with a time-based nonce (microseconds), submits it and waits for the receipt.
     func send(group: String, op: String, args: JSONObject) async throws -> JSON {
-        let key: Ed25519SecretKey
-        do { key = try Ed25519SecretKey(multibase: secretKey) } catch { throw CLIError("--secret-key: \(error)") }
+        let (did, key, method) = try signer()
         let nonce = Int(DateTime.currentTime() * 1_000_000)
-        let tx = try ChainTransaction.make(group: group, sender: did, nonce: nonce, op: op, args: args, key: key, method: verificationMethod ?? "\(did)#key-1")
+        let tx = try ChainTransaction.make(group: group, sender: did, nonce: nonce, op: op, args: args, key: key, method: method)
         return try await brokerOptions.requestJSON(Topics.tx(group), payload: tx.bytes, timeout: timeout, clientPrefix: "efsc-send")
     }
 

@@ -2,20 +2,26 @@ import ArgumentParser
 import EFSCCore
 import EFSCCredentials
 import EFSCIdentity
+import EFSCBus
+import EFSCChannel
+import EFSCSDK
 
 /// Printing a step-by-step TIC/TSC verification.
 enum TradeReport {
+    static func json(_ r: TradeVerification) -> JSON {
+        let steps: [JSON] = r.steps.map {
+            ["equation": .number(Double($0.equation)), "step": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)]
+        }
+        let f = r.failedStep
+        return [
+            "valid": .bool(r.ok), "failedStep": f.map { .string($0.name) } ?? .null,
+            "failedEquation": f.map { .number(Double($0.equation)) } ?? .null, "steps": .array(steps),
+        ]
+    }
+
     static func print(_ r: TradeVerification, json: Bool) {
         if json {
-            let steps: [JSON] = r.steps.map {
-                ["equation": .number(Double($0.equation)), "step": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)]
-            }
-            let f = r.failedStep
-            let o: JSON = [
-                "valid": .bool(r.ok), "failedStep": f.map { .string($0.name) } ?? .null,
-                "failedEquation": f.map { .number(Double($0.equation)) } ?? .null, "steps": .array(steps),
-            ]
-            Output.line(o.compactString())
+            Output.line(Self.json(r).compactString())
             return
         }
         for s in r.steps {
@@ -161,21 +167,52 @@ struct TSCCommand: AsyncParsableCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify a TSC: Eq. (1) TCC proof, TCC DID, template; then Eq. (2) claim data and both parties' proofs.",
-            discussion: "Exit status: 0 valid, 1 invalid (names the failing step), 2 unusable input.")
+            discussion: """
+                Offline, DIDs resolve from --did-document files and templates from --template files. With --broker, DIDs
+                and templates resolve from the chain, and the TSC's evidence is looked up: "anchored" (its own evidence
+                is on chain; the inclusion proof of the evidence transaction is verified), "superseded" (evidence of a
+                later sequence is), or "pending". JSON adds key onChain {state, detail, evidence}.
+                Exit status: 0 valid, 1 invalid (names the failing step), 2 unusable input or chain unreachable.
+                """)
         @OptionGroup var templates: TemplateOptions
         @OptionGroup var resolverOptions: ResolverOptions
         @Option(name: .long, help: "Accept only TSCs issued by this TCC DID. Repeatable.") var trustedTcc: [String] = []
+        @Option(name: .long, help: "Broker URL: resolve from the chain and check the on-chain evidence.") var broker: String?
         @Flag(name: .long, help: "Print a JSON report.") var json = false
         @Argument(help: "TSC JSON file, or - for standard input.") var file: String
 
         func run() async throws {
-            let (vc, resolver, store) = try await exitOnError(code: 2) {
-                (VerifiableCredential(json: try Output.readObject(file, what: "TSC")), try resolverOptions.makeResolver(), try templates.makeStore())
+            let vc = try await exitOnError(code: 2) { VerifiableCredential(json: try Output.readObject(file, what: "TSC")) }
+            var trader: Trader?
+            let (resolver, store): (any DIDResolver, any TemplateStore) = try await exitOnError(code: 2) {
+                if let broker {
+                    var c = try MQTTConfiguration(url: broker, clientID: "efsc-tsc-\(Hex.encode(Digest.randomBytes(4)))")
+                    c.offlinePolicy = .failFast
+                    c.connectTimeout = 5
+                    let bus = try MQTTClient(c)
+                    try await bus.connect()
+                    let chain = ChainClient(bus: bus)
+                    trader = Trader(chain: chain, identity: PartyIdentity(did: "did:key:verifier", key: Ed25519SecretKey()))
+                    return (ChainDIDResolver(chain: chain), ChainTemplateStore(chain: chain))
+                }
+                return (try resolverOptions.makeResolver(), try templates.makeStore())
             }
             let r = await TSC.verify(
                 vc, resolver: resolver, templates: store, now: DateTime.currentTime(),
                 trustedTCCs: trustedTcc.isEmpty ? nil : Set(trustedTcc))
-            TradeReport.print(r, json: json)
+            var onChain: Trader.OnChainStatus?
+            if let trader {
+                onChain = try await exitOnError(code: 2) { try await trader.onChainStatus(of: vc) }
+                await trader.chain.bus.disconnect()
+            }
+            if json, let o = onChain {
+                var rep = TradeReport.json(r).objectValue!
+                rep["onChain"] = ["state": .string(o.state), "detail": .string(o.detail), "evidence": o.evidence ?? .null]
+                Output.line(JSON.object(rep).compactString())
+            } else {
+                TradeReport.print(r, json: json)
+                if let o = onChain { Output.line("on chain: \(o.state) (\(o.detail))") }
+            }
             if !r.ok { throw ExitCode(1) }
         }
     }

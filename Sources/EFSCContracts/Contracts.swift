@@ -260,11 +260,23 @@ public struct Contracts {
     // MARK: TIC registry
 
     /// The signing key of `method` for `relationship`, from registered DIDs.
-    func key(_ method: String, _ relationship: VerificationRelationship, _ s: ContractState) throws -> (String, Ed25519PublicKey) {
+    /// With `anyVersion`, a key of any earlier version of the DID document
+    /// also counts: TSCs signed before a key rotation stay valid. (A TSC also
+    /// carries the TCC's proof, made after it checked the then-current keys.)
+    func key(_ method: String, _ relationship: VerificationRelationship, _ s: ContractState, anyVersion: Bool = false) throws -> (String, Ed25519PublicKey) {
         let did = DIDSyntax.did(ofURL: method)
         guard let h = history(did, s) ?? resolveDID(did) else { throw ContractError("unknown DID \(did)") }
         guard !h.deactivated else { throw ContractError("DID \(did) is deactivated") }
-        do { return (did, try h.current.document.signingKey(method, for: relationship)) } catch { throw ContractError("\(error)") }
+        do {
+            return (did, try h.current.document.signingKey(method, for: relationship))
+        } catch {
+            if anyVersion {
+                for v in h.versions.reversed() {
+                    if let k = try? v.document.signingKey(method, for: relationship) { return (did, k) }
+                }
+            }
+            throw ContractError("\(error)")
+        }
     }
 
     /// Records an issued TIC: checks both parties' DIDs and proofs (Eq. 1 and
@@ -353,7 +365,7 @@ public struct Contracts {
             (try proof(TSC.consumerProofID), channel["consumerDid"]!.stringValue!),
         ] {
             guard let vm = p["verificationMethod"]?.stringValue else { throw ContractError("a TSC proof has no verificationMethod") }
-            let (signer, k) = try key(vm, .assertionMethod, s)
+            let (signer, k) = try key(vm, .assertionMethod, s, anyVersion: true)
             guard signer == did else { throw ContractError("a TSC proof is by \(signer), not \(did)") }
             do { try EddsaJcs2022.verifyProof(document: tj, proof: p, key: k) } catch { throw ContractError("TSC proof by \(did): \(error)") }
         }

@@ -320,7 +320,7 @@ public final class TSCStore: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: "\(directory)/\(channel)", withIntermediateDirectories: true)
         let bytes = try JCS.canonicalize(.object(vc.json)) + [0x0A]
         let p = path(channel, sequence)
-        let tmp = p + ".tmp"
+        let tmp = p + ".\(getpid()).\(Hex.encode(Digest.randomBytes(4))).tmp"
         let fd = Foundation.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw ChainError("cannot write \(tmp): errno \(errno)") }
         let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0

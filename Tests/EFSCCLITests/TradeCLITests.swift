@@ -1,0 +1,81 @@
+import EFSCBus
+import EFSCCore
+import Foundation
+import Testing
+
+/// The trade as a user drives it from the shell: `did create|register|rotate`,
+/// `template register`, `offer publish|match`, `trade start|settle|close|show`
+/// and `tsc verify --broker`, each with --json, against a devnet with a TCC.
+@Suite(.serialized) struct TradeCLITests {
+    @Test func shellTradeFromOfferToFinalClose() async throws {
+        let run = DevnetIntegrationTests()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-tcli-\(UUID().uuidString.prefix(8))").path
+        defer {
+            _ = try? run.efsc(["devnet", "down", "--dir", dir])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        #expect(try run.efsc(["devnet", "init", "--dir", dir]).code == 0)
+        #expect(try run.efsc(["devnet", "up", "--dir", dir]).code == 0)
+        let port = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))["brokerPort"]!.intValue!
+        let broker = "mqtt://127.0.0.1:\(port)"
+        func efsc(_ a: [String]) throws -> DevnetIntegrationTests.Run { try run.efsc(a + ["--broker", broker]) }
+        // Identities.
+        for who in ["provider", "consumer"] {
+            let c = try run.efsc(["did", "create", "--network", "devnet"])
+            try c.out.write(toFile: "\(dir)/\(who).json", atomically: true, encoding: .utf8)
+            let id = try JSONParser.parse(try String(contentsOfFile: "\(dir)/\(who).json", encoding: .utf8))
+            try JSON.array([id["operation"]!]).compactString().write(toFile: "\(dir)/\(who).log", atomically: true, encoding: .utf8)
+            let r = try efsc(["did", "register", "--identity", "\(dir)/\(who).json", "--log", "\(dir)/\(who).log", "--json"])
+            #expect(r.json?["status"] == "committed" || r.out.contains("already registered"), "\(r.out)")
+        }
+        let provider = try JSONParser.parse(try String(contentsOfFile: "\(dir)/provider.json", encoding: .utf8))["did"]!.stringValue!
+        let resolved = try efsc(["did", "resolve", "--chain", provider, "--json"])
+        #expect(resolved.json?["didDocument"]?["id"]?.stringValue == provider, "\(resolved.out)")
+        // Offer, match.
+        let pub = try efsc([
+            "offer", "publish", "--identity", "\(dir)/provider.json", "--offer-id", "cli-gpu", "--resource-type", "gpu", "--unit-price", "10",
+            "--capacity", "4", "--json",
+        ])
+        #expect(pub.json?["status"] == "committed", "\(pub.out)")
+        let match = try efsc(["offer", "match", "--resource-type", "gpu", "--quantity", "1", "--json"])
+        #expect(match.out.contains("cli-gpu"), "\(match.out)")
+        // Start: apply, issue, record.
+        let wallet = ["--wallet", "\(dir)/wallet"]
+        let start = try efsc(
+            ["trade", "start", "--identity", "\(dir)/consumer.json", "--provider-identity", "\(dir)/provider.json", "--offer", "cli-gpu", "--period", "1",
+             "--evidence-every", "2", "--json"] + wallet)
+        let channel = try #require(start.json?["channelId"]?.stringValue, "\(start.out)")
+        // Settle: both parties at once, as two processes.
+        let consumerOut = "\(dir)/consumer-settle.out"
+        let consumer = try ChildProcess(
+            path: CLITests.binary,
+            arguments: ["trade", "settle", "--identity", "\(dir)/consumer.json", "--channel", channel, "--count", "4", "--json", "--broker", broker] + wallet,
+            outputPath: consumerOut)
+        let prov = try efsc(["trade", "settle", "--identity", "\(dir)/provider.json", "--channel", channel, "--count", "4", "--no-wait", "--usage", "0.0002", "--json"] + wallet)
+        #expect(prov.json?["lastSequence"]?.intValue == 4, "\(prov.out)")
+        #expect(consumer.wait(timeout: 60))
+        let cj = try JSONParser.parse(try String(contentsOfFile: consumerOut, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? "")
+        #expect(cj["role"] == "consumer" && cj["lastSequence"]?.intValue == 4)
+        // Show and verify against the chain.
+        var show = try efsc(["trade", "show", "--channel", channel, "--json"] + wallet)
+        for _ in 0..<30 where (show.json?["evidence"]?["sequence"]?.intValue ?? 0) < 4 {
+            usleep(200_000)
+            show = try efsc(["trade", "show", "--channel", channel, "--json"] + wallet)
+        }
+        #expect(show.json?["channel"]?["state"] == "open" && show.json?["evidence"]?["sequence"]?.intValue == 4, "\(show.out)")
+        let tsc4 = "\(dir)/wallet/\(channel)/00000004.json"
+        let v = try efsc(["tsc", "verify", tsc4, "--json"])
+        #expect(v.code == 0 && v.json?["valid"] == true && v.json?["onChain"]?["state"] == "anchored", "\(v.out)")
+        let v1 = try efsc(["tsc", "verify", "\(dir)/wallet/\(channel)/00000001.json", "--json"])
+        #expect(v1.json?["onChain"]?["state"] == "superseded", "\(v1.out)")
+        // Key rotation keeps the DID; the identity file now holds key-2.
+        let rot = try efsc(["did", "rotate", "--identity", "\(dir)/provider.json", "--json"])
+        #expect(rot.json?["verificationMethod"]?.stringValue == "\(provider)#key-2", "\(rot.out)")
+        // Close unilaterally with the latest TSC and finalize.
+        let close = try efsc(["trade", "close", "--identity", "\(dir)/consumer.json", "--channel", channel, "--unilateral", "--finalize", "--json"] + wallet)
+        #expect(close.json?["state"] == "closed" && close.json?["finalSequence"]?.intValue == 4, "\(close.out)")
+        // Bad input: an unknown channel is a one-line error and exit 1.
+        let bad = try efsc(["trade", "show", "--channel", "ch-nope"] + wallet)
+        #expect(bad.code == 1 && bad.out.contains("unknown channel"))
+    }
+}
