@@ -233,8 +233,10 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Publishes without waiting for an acknowledgement, for hot paths that
     /// count on QoS 0 semantics. Throws only if the message cannot be handed over.
-    public func publishNow(_ topic: String, payload: [UInt8], retain: Bool = false, properties: MQTTProperties = .none) throws {
-        try enqueueOrSend(MQTTMessage(topic: topic, payload: payload, qos: .atMostOnce, retain: retain, properties: properties), cont: nil)
+    /// With QoS 1 or 2, libmosquitto still retries until acknowledged; the
+    /// caller just does not wait for it.
+    public func publishNow(_ topic: String, payload: [UInt8], qos: QoS = .atMostOnce, retain: Bool = false, properties: MQTTProperties = .none) throws {
+        try enqueueOrSend(MQTTMessage(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties), cont: nil)
     }
 
     private func enqueueOrSend(_ m: MQTTMessage, cont: CheckedContinuation<Void, Error>?) throws {

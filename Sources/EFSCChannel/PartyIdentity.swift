@@ -42,17 +42,20 @@ public struct PartyIdentity: Sendable {
     public var keyAgreementKey: X25519SecretKey { key.derivedKeyAgreementKey() }
 }
 
-/// Transaction nonces that grow with time and never repeat within a process,
-/// so concurrent and restarted submitters stay inside the chain's replay window.
+/// Transaction nonces that never repeat within a process and stay dense, so
+/// concurrent and restarted submitters stay inside the chain's replay window.
 public final class NonceSource: @unchecked Sendable {
     let lock = Lock()
     var last = 0
 
     public init() {}
 
+    /// Dense after the first: concurrent submissions arrive out of order, and
+    /// the chain accepts a nonce up to 1024 below the highest it has seen.
+    /// The first is the clock in ms × 1000, so a later process starts higher.
     public func next() -> Int {
         lock.withLock {
-            last = max(last + 1, Int(DateTime.currentTime() * 1000) * 1000)
+            last = last == 0 ? Int(DateTime.currentTime() * 1000) * 1000 : last + 1
             return last
         }
     }

@@ -194,11 +194,15 @@ public enum EddsaJcs2022 {
     /// Verifies one proof of `document` with the verification method's key.
     /// The caller resolves the key and checks the proof purpose.
     public static func verifyProof(document: JSONObject, proof: JSONObject, key: Ed25519PublicKey, now: Double? = nil) throws(ProofError) {
-        let sig = try checkShape(proof, now: now)
-        var config = proof
-        config["proofValue"] = nil
+        try verifyProof(inputHash: try inputHash(document: document, proof: proof), proof: proof, key: key, now: now)
+    }
+
+    /// SHA-256 of the canonical document `proof` signs (its @context and
+    /// previous proofs applied). Proofs of one proof set that share a context
+    /// sign the same document, so a verifier can hash it once.
+    public static func inputHash(document: JSONObject, proof: JSONObject) throws(ProofError) -> [UInt8] {
         var doc = document
-        if let pctx = config["@context"] {
+        if let pctx = proof["@context"] {
             // The document's @context must start with the proof's, in order.
             let dctx = document["@context"]
             let p = pctx.arrayValue ?? [pctx]
@@ -207,7 +211,16 @@ public enum EddsaJcs2022 {
             doc["@context"] = pctx
         }
         let input = try inputDocument(doc, previousProof: previousProofIDs(proof))
-        let data = try hashData(document: input, proofConfig: config)
-        guard key.isValidSignature(sig, for: data) else { throw .badSignature }
+        do { return Digest.sha256(try JCS.canonicalize(.object(input))) } catch { throw .canonicalization(error.description) }
+    }
+
+    /// Verifies `proof` given the hash of the document it signs (`inputHash`).
+    public static func verifyProof(inputHash: [UInt8], proof: JSONObject, key: Ed25519PublicKey, now: Double? = nil) throws(ProofError) {
+        let sig = try checkShape(proof, now: now)
+        var config = proof
+        config["proofValue"] = nil
+        let proofHash: [UInt8]
+        do { proofHash = Digest.sha256(try JCS.canonicalize(.object(config))) } catch { throw .canonicalization(error.description) }
+        guard key.isValidSignature(sig, for: proofHash + inputHash) else { throw .badSignature }
     }
 }

@@ -152,3 +152,20 @@ public struct Block: Sendable, Hashable {
     /// Inclusion proof of transaction `index` against the header's transactions root.
     public func inclusionProof(index: Int) -> [[UInt8]] { Merkle.proof(transactions.map(Merkle.leafHash), index: index) }
 }
+
+extension Block {
+    /// The block as users see it (JSON), with its hash and certificate.
+    public var json: JSON {
+        let b = self
+        let o: JSONObject = [
+            "group": .string(b.header.group), "height": .number(Double(b.header.height)), "hash": .string(Hex.encode(b.hash)),
+            "parentHash": .string(Hex.encode(b.header.parentHash)), "stateRoot": .string(Hex.encode(b.header.stateRoot)),
+            "transactionsRoot": .string(Hex.encode(b.header.transactionsRoot)), "proposer": .number(Double(b.header.proposer)),
+            "view": .number(Double(b.header.view)), "timestamp": .number(Double(b.header.timestamp)),
+            "transactions": .array(b.transactions.map { (try? JSONParser.parse($0)) ?? .null }),
+            "certificate": .array(b.certificate.map { ["replica": .number(Double($0.replica)), "signature": .string(Hex.encode($0.signature))] }),
+            "anchor": .number(Double(b.header.anchor)),
+        ]
+        return .object(o)
+    }
+}

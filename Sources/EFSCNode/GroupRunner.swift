@@ -423,7 +423,7 @@ public final class GroupRunner: @unchecked Sendable {
         case "block":
             let h = p["height"]?.intValue.map(UInt64.init) ?? ledger.height
             guard let b = try ledger.block(at: h) else { throw ContractError("no block at height \(h)") }
-            return blockJSON(b)
+            return b.json
         case "tx":
             guard let hs = p["hash"]?.stringValue, let h = Hex.decode(hs), let t = try ledger.transaction(hash: h) else { throw ContractError("unknown transaction") }
             return [
@@ -464,16 +464,6 @@ public final class GroupRunner: @unchecked Sendable {
         }
     }
 
-    func blockJSON(_ b: Block) -> JSON {
-        [
-            "group": .string(b.header.group), "height": .number(Double(b.header.height)), "hash": .string(Hex.encode(b.hash)),
-            "parentHash": .string(Hex.encode(b.header.parentHash)), "stateRoot": .string(Hex.encode(b.header.stateRoot)),
-            "transactionsRoot": .string(Hex.encode(b.header.transactionsRoot)), "proposer": .number(Double(b.header.proposer)),
-            "view": .number(Double(b.header.view)), "timestamp": .number(Double(b.header.timestamp)),
-            "transactions": .array(b.transactions.map { (try? JSONParser.parse($0)) ?? .null }),
-            "certificate": .array(b.certificate.map { ["replica": .number(Double($0.replica)), "signature": .string(Hex.encode($0.signature))] }),
-        ]
-    }
 }
 
 /// A value behind a lock, for state read from other groups' queues.

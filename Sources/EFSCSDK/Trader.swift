@@ -127,8 +127,9 @@ public final class Trader: @unchecked Sendable {
     /// Where a TSC stands on chain.
     public struct OnChainStatus: Sendable {
         /// "anchored" (this TSC's evidence is on chain, with a verified
-        /// inclusion proof), "superseded" (evidence of a later sequence is),
-        /// or "pending" (no evidence covers it yet).
+        /// inclusion proof), "superseded" (evidence of a later sequence is,
+        /// or the channel closed at a later one), "final" (the channel's close
+        /// record holds this TSC), or "pending" (nothing on chain covers it yet).
         public var state: String
         public var evidence: JSON?
         public var detail: String
@@ -158,6 +159,13 @@ public final class Trader: @unchecked Sendable {
         }
         if let e = try? await chain.query("transaction", "evidence", ["channelId": .string(channel)]), let s = e["sequence"]?.intValue, s > seq {
             return OnChainStatus(state: "superseded", evidence: e, detail: "evidence of sequence \(s) supersedes \(seq)")
+        }
+        // A closed (or closing) channel's record names the TSC it settled on.
+        if let c = try? await chain.channel(channel), let fs = c["finalSequence"]?.intValue {
+            if c["finalTscHash"]?.stringValue == hash {
+                return OnChainStatus(state: "final", evidence: c, detail: "the channel's close record (\(c["state"]?.stringValue ?? "?")) holds this TSC")
+            }
+            if fs > seq { return OnChainStatus(state: "superseded", evidence: c, detail: "the channel closed at sequence \(fs)") }
         }
         return OnChainStatus(state: "pending", evidence: nil, detail: "no evidence of sequence ≥ \(seq) on chain yet")
     }

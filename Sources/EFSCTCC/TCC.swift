@@ -45,7 +45,8 @@ public final class TCC: @unchecked Sendable {
         /// Admitted parties: DID → (verification method URL → assertion key).
         var admitted: [String: [String: Ed25519PublicKey]] = [:]
         var challenges: [String: (did: String, secret: [UInt8], expires: Double, keys: [String: Ed25519PublicKey])] = [:]
-        var pending: (seq: Int, unsigned: JSONObject, providerProof: JSONObject, final: Bool)?
+        /// The proposal waiting for the consumer, with the hash of the document both parties' proofs sign.
+        var pending: (seq: Int, unsigned: JSONObject, providerProof: JSONObject, final: Bool, inputHash: [UInt8])?
 
         init(id: String, terms: SettlementTerms, tic: JSONObject, queue: DispatchQueue, record: JSON?) {
             self.id = id
@@ -61,7 +62,7 @@ public final class TCC: @unchecked Sendable {
 
         var record: JSON {
             [
-                "channelId": .string(id), "tic": .object(tic), "state": .string(state), "lastSequence": .number(Double(lastSequence)),
+                "channelId": .string(id), "state": .string(state), "lastSequence": .number(Double(lastSequence)),
                 "lastEnd": lastEnd.map(JSON.number) ?? .null, "lastTscHash": lastTscHash.map(JSON.string) ?? .null,
                 "sinceEvidence": .number(Double(sinceEvidence)),
             ]
@@ -125,8 +126,8 @@ public final class TCC: @unchecked Sendable {
     /// Recovers channels and pending evidence from RocksDB, connects,
     /// registers the TCC's DID if needed, and starts serving.
     public func start() async throws {
-        for r in store.allChannels() {
-            guard let id = r["channelId"]?.stringValue, let tic = r["tic"]?.objectValue, let terms = try? SettlementTerms(channelId: id, tic: tic) else { continue }
+        for (r, tic) in store.allChannels() {
+            guard let id = r["channelId"]?.stringValue, let terms = try? SettlementTerms(channelId: id, tic: tic) else { continue }
             channels[id] = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: r)
         }
         for (c, item) in store.pendingEvidence() { pendingEvidence[c] = item }
@@ -205,7 +206,7 @@ public final class TCC: @unchecked Sendable {
                 return
             }
             let ch = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: nil)
-            do { try store.putChannel(ch.record) } catch {
+            do { try store.open(ch.record, tic: tic) } catch {
                 log("cannot persist channel \(id): \(error)")
                 return
             }
@@ -288,7 +289,7 @@ public final class TCC: @unchecked Sendable {
             switch msg.kind {
             case .hello: self.hello(ch, party, msg)
             case .answer: self.answer(ch, party, msg)
-            case .propose: self.propose(ch, party, msg)
+            case .propose: self.propose(ch, party, msg, raw: m.payload)
             case .countersign: self.countersign(ch, party, msg)
             default: self.refuse(ch, party: party, "a party cannot send '\(msg.kind.rawValue)'", code: "unexpected")
             }
@@ -301,10 +302,12 @@ public final class TCC: @unchecked Sendable {
         return nil
     }
 
-    func send(_ ch: Channel, to did: String, _ m: ChannelMessage) {
+    func send(_ ch: Channel, to did: String, _ m: ChannelMessage) { send(ch, to: did, payload: m.bytes) }
+
+    /// QoS 1 without waiting for the acknowledgement (libmosquitto retries).
+    func send(_ ch: Channel, to did: String, payload: [UInt8]) {
         let topic = Topics.channelDown(ch.id, party: PartyName.of(did))
-        let payload = m.bytes
-        Task { try? await self.bus.publish(topic, payload: payload, qos: .atLeastOnce) }
+        do { try bus.publishNow(topic, payload: payload, qos: .atLeastOnce) } catch { log("cannot send on \(topic): \(error)") }
     }
 
     func refuse(_ ch: Channel, party: String, _ message: String, code: String, sequence: Int? = nil, auth: Bool = false) {
@@ -393,15 +396,19 @@ public final class TCC: @unchecked Sendable {
         }
     }
 
-    /// Verifies proof `proof` of `doc` with an admitted party's key.
-    func verify(_ ch: Channel, _ party: String, doc: JSONObject, proof: JSONObject) throws(ChainError) {
+    /// Verifies `proof` with an admitted party's key, given the hash of the document it signs.
+    func verify(_ ch: Channel, _ party: String, inputHash: [UInt8], proof: JSONObject) throws(ChainError) {
         guard let vm = proof["verificationMethod"]?.stringValue, let key = ch.admitted[party]?[vm] else {
             throw ChainError("the proof's verificationMethod is not an assertion key of \(party)")
         }
-        do { try EddsaJcs2022.verifyProof(document: doc, proof: proof, key: key) } catch { throw ChainError("proof by \(party) does not verify: \(error)") }
+        do { try EddsaJcs2022.verifyProof(inputHash: inputHash, proof: proof, key: key) } catch { throw ChainError("proof by \(party) does not verify: \(error)") }
     }
 
-    func propose(_ ch: Channel, _ party: String, _ m: ChannelMessage) {
+    static func inputHash(_ doc: JSONObject, _ proof: JSONObject) throws(ChainError) -> [UInt8] {
+        do { return try EddsaJcs2022.inputHash(document: doc, proof: proof) } catch { throw ChainError("\(error)") }
+    }
+
+    func propose(_ ch: Channel, _ party: String, _ m: ChannelMessage, raw: [UInt8]) {
         let provider = ch.terms.provider
         guard party == PartyName.of(provider), ch.admitted[provider] != nil else {
             refuse(ch, party: party, "only the admitted provider can propose; authenticate first", code: "not-admitted")
@@ -432,10 +439,12 @@ public final class TCC: @unchecked Sendable {
             }
             var unsigned = doc
             unsigned["proof"] = nil
-            try verify(ch, provider, doc: unsigned, proof: p)
+            let h = try Self.inputHash(unsigned, p)
+            try verify(ch, provider, inputHash: h, proof: p)
             let s = claim["sequence"]!.intValue!
-            ch.pending = (s, unsigned, p, claim["final"]?.boolValue == true)
-            send(ch, to: ch.terms.consumer, ChannelMessage(.propose, channel: ch.id, ["sequence": .number(Double(s)), "credential": .object(doc)]))
+            ch.pending = (s, unsigned, p, claim["final"]?.boolValue == true, h)
+            // Forwarded as received: the consumer checks the same bytes.
+            send(ch, to: ch.terms.consumer, payload: raw)
         } catch {
             refuse(ch, party: party, "\(error)", code: "invalid", sequence: seq)
         }
@@ -460,7 +469,9 @@ public final class TCC: @unchecked Sendable {
             }
             doc["proof"] = nil
             guard doc == p.unsigned else { throw ChainError("the countersigned credential differs from the proposal") }
-            try verify(ch, consumer, doc: doc, proof: proofs[1])
+            // Both proofs of the set sign the same document when their contexts agree.
+            let h = proofs[1]["@context"] == p.providerProof["@context"] ? p.inputHash : try Self.inputHash(doc, proofs[1])
+            try verify(ch, consumer, inputHash: h, proof: proofs[1])
             doc["proof"] = .array([.object(proofs[0]), .object(proofs[1])])
             let tsc = try TSC.issueVerified(VerifiableCredential(json: doc), tccKey: config.identity.key, tccMethod: config.identity.verificationMethod)
             let bytes = try JCS.canonicalize(.object(tsc.json))
@@ -478,11 +489,16 @@ public final class TCC: @unchecked Sendable {
             }
             if p.final { ch.state = "closing" }
             let issued = ChannelStore.Issued(channel: ch.id, sequence: p.seq, tsc: bytes, record: ch.record, evidence: evidence)
-            let msg = ChannelMessage(.tsc, channel: ch.id, ["sequence": .number(Double(p.seq)), "credential": .object(tsc.json), "tscHash": .string(hash)])
+            // The message in JCS form, around the TSC bytes already canonical
+            // (keys in order: channelId, credential, sequence, tscHash, type).
+            let msg = try JCS.canonicalize(.string(ch.id)).withUnsafeBufferPointer { id in
+                Array(#"{"channelId":"#.utf8) + id + Array(#","credential":"#.utf8) + bytes
+                    + Array(#","sequence":\#(p.seq),"tscHash":"\#(hash)","type":"tsc"}"#.utf8)
+            }
             enqueueCommit(issued) {
                 if let e = evidence { self.lock.withLock { self.pendingEvidence[ch.id] = e } }
-                self.send(ch, to: ch.terms.provider, msg)
-                self.send(ch, to: consumer, msg)
+                self.send(ch, to: ch.terms.provider, payload: msg)
+                self.send(ch, to: consumer, payload: msg)
                 if p.final { self.closeCooperatively(ch, tsc: tsc.json) }
             }
         } catch {

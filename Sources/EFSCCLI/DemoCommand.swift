@@ -1,0 +1,291 @@
+import ArgumentParser
+import EFSCBus
+import EFSCChannel
+import EFSCCore
+import EFSCCredentials
+import EFSCIdentity
+import EFSCLedger
+import EFSCSDK
+import Foundation
+
+/// `efsc demo`: the whole system on one machine — a broker, a 4-node devnet
+/// and a TCC — and a scripted market: one provider, two consumers, from DIDs
+/// to closed channels, with every check counted and every artifact kept.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Run the end-to-end trading scenario on a fresh local devnet and keep its artifacts.",
+        discussion: """
+            Starts a broker, 4 chain nodes and a TCC (`efsc devnet init/up` in a temporary directory), then: registers
+            the DIDs of a provider, two consumers and the four nodes; registers the provider's time-of-day TIT;
+            publishes an offer; matches each consumer's demand; issues and records two TICs (opening two channels);
+            authenticates all parties to the TCC; settles --settlements times per channel; closes channel 1
+            cooperatively and channel 2 unilaterally (consumer 2 closes with an older TSC, the provider challenges
+            with the latest, then it is finalized); and re-verifies every TSC offline from the DID documents the
+            identity chain returned, plus its on-chain evidence. Everything it started is stopped at the end.
+            Artifacts in --out: dids/ (resolutions with operation logs), templates/, tics/, tscs/<party>/<channel>/,
+            blocks.jsonl (committed-block events of node1), summary.json.
+            Exit status: 0 only if every check passed.
+            """)
+    @Option(name: .long, help: "Artifact directory (replaced).") var out = "demo-out"
+    @Option(name: .long, help: "Settlements per channel.") var settlements = 24
+    @Option(name: .long, help: "N: settlements per on-chain evidence.") var evidenceEvery = 5
+    @Option(name: .long, help: "Use (and keep) this devnet directory instead of a temporary one.") var dir: String?
+    @Flag(name: .long, help: "Print the summary as JSON.") var json = false
+
+    final class Report: @unchecked Sendable {
+        let lock = Lock()
+        var passed = 0
+        var failed: [String] = []
+        let tty = isatty(2) != 0
+
+        func ok(_ what: String) {
+            lock.withLock { passed += 1 }
+            line("  ok    \(what)")
+        }
+
+        func fail(_ what: String) {
+            lock.withLock { failed.append(what) }
+            line("  FAIL  \(what)")
+        }
+
+        func check(_ what: String, _ cond: Bool, _ detail: @autoclosure () -> String = "") {
+            cond ? ok(what) : fail(detail().isEmpty ? what : "\(what): \(detail())")
+        }
+
+        func step(_ s: String) { line("-- \(s)") }
+
+        func line(_ s: String) {
+            lock.withLock { FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + s + "\n").utf8)) }
+        }
+
+        func progress(_ s: String) {
+            guard tty else { return }
+            lock.withLock { FileHandle.standardError.write(Data("\r\u{1B}[K\(s)".utf8)) }
+        }
+    }
+
+    final class BlockLog: @unchecked Sendable {
+        let lock = Lock()
+        let handle: FileHandle
+        var count = 0
+        init(path: String) throws {
+            FileManager.default.createFile(atPath: path, contents: nil)
+            guard let h = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
+            handle = h
+        }
+        func add(_ m: MQTTMessage) {
+            guard let b = try? Block(decoding: m.payload) else { return }
+            let line = b.json.compactString() + "\n"
+            lock.withLock {
+                handle.write(Data(line.utf8))
+                count += 1
+            }
+        }
+    }
+
+    func efsc(_ args: [String]) throws -> (Int32, String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let p = try ChildProcess(path: Devnet.executable, arguments: args, outputPath: log)
+        if !p.wait(timeout: 120) { p.terminate(grace: 2) }
+        return (p.exitCode ?? -1, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    func run() async throws {
+        guard (2...10_000).contains(settlements), evidenceEvery >= 1 else { throw ValidationError("--settlements must be 2...10000 and --evidence-every ≥ 1") }
+        let r = Report()
+        let started = DateTime.currentTime()
+        try? FileManager.default.removeItem(atPath: out)
+        for d in ["dids", "templates", "tics", "tscs"] { try FileManager.default.createDirectory(atPath: "\(out)/\(d)", withIntermediateDirectories: true) }
+        let devDir = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("efsc-demo-net-\(UUID().uuidString.prefix(8))").path
+        r.line("== EFSC demo: broker + 4 PBFT nodes + TCC, 1 provider, 2 consumers, \(settlements) settlements per channel")
+        r.step("1. network")
+        if dir == nil || !FileManager.default.fileExists(atPath: devDir + "/network.json") {
+            let (c, o) = try efsc(["devnet", "init", "--dir", devDir, "--network", "devnet"])
+            guard c == 0 else { throw CLIError("devnet init failed: \(o)") }
+        }
+        let (uc, uo) = try efsc(["devnet", "up", "--dir", devDir])
+        defer {
+            _ = try? efsc(["devnet", "down", "--dir", devDir])
+            if dir == nil { try? FileManager.default.removeItem(atPath: devDir) }
+        }
+        guard uc == 0 else { throw CLIError("devnet up failed: \(uo)") }
+        r.ok(uo.trimmingCharacters(in: .whitespacesAndNewlines))
+        let net = try Devnet(dir: devDir)
+        var mc = try MQTTConfiguration(url: net.brokerURL, clientID: "efsc-demo-\(Hex.encode(Digest.randomBytes(3)))")
+        mc.offlinePolicy = .failFast
+        let bus = try MQTTClient(mc)
+        try await bus.connect()
+        let blocks = try BlockLog(path: "\(out)/blocks.jsonl")
+        for g in net.groups { _ = try await bus.subscribe(Topics.blocks(g, node: "node1"), qos: .atLeastOnce) { blocks.add($0) } }
+        let chain = ChainClient(bus: bus)
+        do {
+            try await scenario(r, chain: chain, net: net)
+        } catch {
+            r.fail("scenario stopped: \(error)")
+        }
+        await bus.disconnect()
+        let seconds = ((DateTime.currentTime() - started) * 10).rounded() / 10
+        let summary: JSON = [
+            "passed": .number(Double(r.passed)), "failed": .array(r.failed.map(JSON.string)), "seconds": .number(seconds),
+            "blocks": .number(Double(blocks.count)), "artifacts": .string(out),
+        ]
+        try Output.write("\(out)/summary.json", summary.prettyString() + "\n")
+        if json {
+            Output.line(summary.compactString())
+        } else {
+            Output.line("== \(r.passed) passed, \(r.failed.count) failed in \(seconds) s; artifacts in \(out)/ (dids, templates, tics, tscs, blocks.jsonl with \(blocks.count) committed blocks)")
+        }
+        if !r.failed.isEmpty { throw ExitCode(1) }
+    }
+
+    func scenario(_ r: Report, chain: ChainClient, net: Devnet) async throws {
+        r.step("2. identities on the identity chain")
+        let provider = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
+        let consumers = [Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet")), Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))]
+        var names: [(String, String)] = [("provider", provider.me.did), ("consumer1", consumers[0].me.did), ("consumer2", consumers[1].me.did)]
+        for (n, t) in zip(["provider", "consumer1", "consumer2"], [provider] + consumers) {
+            try await t.registerDID()
+            r.ok("\(n) \(t.me.did) registered")
+        }
+        // Chain nodes get self-certifying DIDs from their consensus keys too.
+        for n in net.nodes {
+            let cfg = try Output.readJSON("\(net.dir)/\(n)/config.json")
+            guard let sk = cfg["secretKeyMultibase"]?.stringValue else { continue }
+            let key = try Ed25519SecretKey(multibase: sk)
+            let (did, _, op) = try EFSCDID.createOperation(network: "devnet", key: key)
+            try await Trader(chain: chain, identity: PartyIdentity(did: did, key: key, operation: op)).registerDID()
+            names.append((n, did))
+        }
+        r.ok("\(net.nodes.count) node DIDs registered (from their consensus keys)")
+        let tccIdentity = try PartyIdentity(json: try Output.readJSON("\(net.dir)/tcc1.json"))
+        names.append(("tcc1", tccIdentity.did))
+
+        r.step("3. templates and offers")
+        let tit = try ProviderTemplates.timeOfDayTIT(owner: provider.me.did)
+        try await provider.registerTemplate(tit)
+        let onChainTIT = try await ChainTemplateStore(chain: chain).template(id: tit.id, version: tit.version)
+        r.check("provider's time-of-day TIT (extends the base TIT) registered and read back", onChainTIT == tit)
+        try Output.write("\(out)/templates/\(PartyName.of(tit.id)).json", tit.json.prettyString() + "\n")
+        try Output.write("\(out)/templates/tst.json", BaseTemplates.tst.json.prettyString() + "\n")
+        _ = try await provider.publishOffer([
+            "offerId": "gpu-a100", "computingPower": ["resourceType": "gpu", "model": "A100-80G", "memoryGiB": 80], "unitPrice": 12.5, "capacity": 8,
+            "templateId": .string(tit.id), "templateVersion": 1,
+        ])
+        _ = try await provider.publishOffer(["offerId": "cpu-small", "computingPower": ["resourceType": "cpu"], "unitPrice": 0.4, "capacity": 64])
+        for (i, c) in consumers.enumerated() {
+            let m = try await c.match(["resourceType": "gpu", "quantity": 2, "maxUnitPrice": 20, "durationHours": 1])
+            r.check("consumer\(i + 1)'s demand matched to gpu-a100", m.first?["offerId"] == "gpu-a100", "\(m)")
+        }
+
+        r.step("4. trades start: TIC applied, issued, recorded → channels open")
+        var sessions: [(ChannelSession, ChannelSession, String)] = []
+        let startAt = DateTime.currentTime() - Double(settlements + 10)
+        for (i, c) in consumers.enumerated() {
+            let claim = ProviderTemplates.sampleTITClaim(provider: provider.me.did, consumer: c.me.did, period: 1, evidenceEvery: evidenceEvery)
+            let tic = try await provider.issue(try c.apply(claim: claim, template: tit))
+            let ch = try await c.record(tic: tic, offerId: "gpu-a100")
+            let id = ch["channelId"]!.stringValue!
+            try Output.write("\(out)/tics/consumer\(i + 1).json", JSON.object(tic.json).prettyString() + "\n")
+            let ps = try provider.session(channel: id, tic: tic, store: try TSCStore(directory: "\(out)/tscs/provider"))
+            let cs = try c.session(channel: id, tic: tic, store: try TSCStore(directory: "\(out)/tscs/consumer\(i + 1)"))
+            try await ps.open()
+            try await cs.open()
+            r.ok("channel \(id): both parties passed the TCC's DID challenge")
+            sessions.append((ps, cs, id))
+        }
+
+        r.step("5. settlements through the TCC (provider proposes, consumer countersigns, TCC issues)")
+        let done = Report()
+        let t0 = DateTime.currentTime()
+        let n = settlements
+        let total = settlements * sessions.count
+        let providers = sessions.map(\.0)
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for (k, ps) in providers.enumerated() {
+                g.addTask {
+                    let settlements = n
+                    for i in 1...settlements {
+                        // Channel 1 ends with the final settlement (cooperative close).
+                        _ = try await ps.settle(usage: 0.0001 * Double(1 + i % 5), final: k == 0 && i == settlements, firstStart: startAt)
+                        done.lock.withLock { done.passed += 1 }
+                        r.progress("   settled \(done.lock.withLock { done.passed }) / \(total)")
+                    }
+                }
+            }
+            try await g.waitForAll()
+        }
+        let rate = Double(settlements * sessions.count) / (DateTime.currentTime() - t0)
+        r.ok("\(settlements * sessions.count) TSCs issued (\(Int(rate)) settlements/s end to end)")
+        for (i, (_, cs, id)) in sessions.enumerated() {
+            _ = try await cs.waitFor(sequence: settlements)
+            r.check("consumer\(i + 1) holds TSCs 1…\(settlements) of \(id)", cs.store!.sequences(channel: id) == Array(1...settlements))
+        }
+
+        r.step("6. closing")
+        let (_, _, ch1) = sessions[0]
+        var rec = try await chain.channel(ch1)
+        for _ in 0..<100 where rec["state"] != "closed" {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            rec = try await chain.channel(ch1)
+        }
+        r.check("channel 1 closed cooperatively with the final TSC \(settlements)", rec["state"] == "closed" && rec["closeKind"] == "cooperative" && rec["finalSequence"]?.intValue == settlements, rec.compactString())
+        let (_, cs2, ch2) = sessions[1]
+        // Consumer 2 closes with the TSC of the latest evidence (older than its latest); the provider answers.
+        var ev = try? await chain.query("transaction", "evidence", ["channelId": .string(ch2)])
+        for _ in 0..<50 where (ev?["sequence"]?.intValue ?? 0) < settlements - settlements % evidenceEvery {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            ev = try? await chain.query("transaction", "evidence", ["channelId": .string(ch2)])
+        }
+        let anchored = ev?["sequence"]?.intValue ?? 1
+        let older = try cs2.store!.get(channel: ch2, sequence: anchored)!
+        let closing = try await consumers[1].closeUnilaterally(channel: ch2, tsc: older)
+        r.check("consumer2 closes channel 2 unilaterally with TSC \(anchored); challenge window until height \(closing["challengeUntil"]?.intValue ?? 0)", closing["state"] == "closing")
+        if anchored < settlements {
+            let latest = try cs2.store!.get(channel: ch2, sequence: settlements)!
+            let ch = try await provider.challenge(channel: ch2, tsc: latest)
+            r.check("provider challenges with TSC \(settlements)", ch["finalSequence"]?.intValue == settlements)
+        }
+        let fin = try await provider.finalize(channel: ch2)
+        r.check("channel 2 final after the window, at sequence \(settlements)", fin["state"] == "closed" && fin["finalSequence"]?.intValue == settlements, fin.compactString())
+
+        r.step("7. independent re-verification")
+        let resolver = LocalDIDResolver()
+        for (n, did) in names {
+            let res = try await chain.query("identity", "did", ["did": .string(did)])
+            try Output.write("\(out)/dids/\(n).json", res.prettyString() + "\n")
+            if let ops = res["operations"]?.arrayValue?.compactMap(\.objectValue), let first = ops.first {
+                var h = try DIDHistory(create: first)
+                for o in ops.dropFirst() { try h.apply(o) }
+                resolver.add(h)
+            }
+        }
+        r.ok("DID documents of \(names.count) parties, nodes and the TCC written from the identity chain (operation logs verified)")
+        let templates = LocalTemplateStore([tit])
+        var verified = 0
+        var states: [String: Int] = [:]
+        for (who, (ps, _, id)) in zip(["consumer1", "consumer2"], sessions) {
+            for party in ["provider", who] {
+                let store = try TSCStore(directory: "\(out)/tscs/\(party)")
+                for s in store.sequences(channel: id) {
+                    let vc = try store.get(channel: id, sequence: s)!
+                    let v = await TSC.verify(vc, resolver: resolver, templates: templates, trustedTCCs: [tccIdentity.did])
+                    if v.ok { verified += 1 } else { r.fail("\(party) TSC \(s) of \(id): \(v.summary)") }
+                    if party == who { states[try await provider.onChainStatus(of: vc).state, default: 0] += 1 }
+                }
+            }
+            _ = ps
+        }
+        r.check("\(verified) TSC files verify offline (eddsa-jcs-2022 proofs of provider, consumer and TCC)", verified == 4 * settlements)
+        r.check(
+            "on chain: \(states["anchored"] ?? 0) TSCs anchored with inclusion proofs, \(states["superseded"] ?? 0) covered by later evidence or the close, \(states["final"] ?? 0) held by a close record, \(states["pending"] ?? 0) pending",
+            (states["anchored"] ?? 0) >= 2 * (settlements / evidenceEvery) && (states["pending"] ?? 0) == 0, "\(states)")
+        // A forged TSC (fee lowered) is caught.
+        var forged = try TSCStore(directory: "\(out)/tscs/consumer1").get(channel: ch1, sequence: 1)!.json
+        var sub = forged["credentialSubject"]!.objectValue!
+        sub["fee"] = 0
+        forged["credentialSubject"] = .object(sub)
+        let fv = await TSC.verify(VerifiableCredential(json: forged), resolver: resolver, templates: templates)
+        r.check("a TSC with its fee changed is rejected (\(fv.summary))", !fv.ok)
+    }
+}
