@@ -2,7 +2,7 @@
 # Both install missing system packages (Debian/Ubuntu, via apt-get) first.
 
 SWIFT    ?= swift
-DEPS     := pkg-config openssl mosquitto mosquitto-clients libmosquitto-dev librocksdb-dev libssl-dev
+DEPS     := pkg-config openssl mosquitto mosquitto-clients libmosquitto-dev librocksdb-dev libssl-dev python3 python3-paho-mqtt
 EFSC_BIN := .build/release/efsc
 
 .PHONY: all deps build test demo bench sim clean

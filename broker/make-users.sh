@@ -44,6 +44,7 @@ split() { echo "$1" | tr ',' ' '; }
   echo "pattern write efsc/v1/query/#"
   echo "pattern read efsc/v1/chain/+/status/+"
   echo "pattern read efsc/v1/chain/+/blocks/+"
+  echo "pattern read efsc/v1/tcc/status/+"
   for n in $(split "$NODES"); do
     echo; echo "user $n"
     echo "topic readwrite efsc/v1/chain/#"
@@ -57,6 +58,7 @@ split() { echo "$1" | tr ',' ' '; }
     echo "topic read efsc/v1/channel/+/party/+/up"
     echo "topic write efsc/v1/channel/+/party/+/down"
     echo "topic write efsc/v1/reply/#"
+    echo "topic write efsc/v1/tcc/status/#"
   done
 } > "$DIR/acl"
 for n in $(split "$NODES"); do add "$n" node; done

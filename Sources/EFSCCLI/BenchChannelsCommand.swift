@@ -127,9 +127,11 @@ struct BenchChannels: AsyncParsableCommand {
                     g.addTask {
                         // Spread the channels' schedules over one interval.
                         var due = t0 + Double(k) / Double(channels) / perChannel
-                        while due < end {
+                        while due < end && DateTime.currentTime() < end {
                             let wait = due - DateTime.currentTime()
                             if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+                            // Behind schedule (saturated): skip the missed slots rather than burst.
+                            due = max(due, DateTime.currentTime() - 1 / perChannel)
                             let s = DateTime.currentTime()
                             do {
                                 _ = try await p.settle(usage: 0.0001, firstStart: firstStart, timeout: 10)

@@ -6,7 +6,7 @@ import EFSCCore
 /// are the associated data, so an answer cannot be replayed elsewhere.
 public enum ChannelAuth {
     /// HPKE `info` for every channel challenge.
-    public static let info = Array("efsc/v1 channel access challenge".utf8)
+    public static let info = Array("EFSC v1 channel access challenge".utf8)
     /// Bytes of random data in a challenge.
     public static let secretBytes = 32
 

@@ -1,9 +1,11 @@
 import EFSCBus
+import EFSCCore
 import Foundation
 import Testing
 
 /// `make demo`'s scenario, run by the suite with the debug binary and fewer
 /// settlements, so a broken demo turns the suite red.
+extension NetworkSuites {
 @Suite(.serialized) struct DemoScriptTests {
     @Test func demoPassesEveryCheck() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -16,16 +18,23 @@ import Testing
         var env = ProcessInfo.processInfo.environment
         env["EFSC"] = CLITests.binary
         env["OUT"] = out
-        env["SETTLEMENTS"] = "3"
+        env["SETTLEMENTS"] = "6"
         let p = try ChildProcess(path: "/bin/bash", arguments: [root + "/scripts/demo.sh"], outputPath: log, environment: env)
         #expect(p.wait(timeout: 300))
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(p.exitCode == 0, "\(text.suffix(2000))")
-        #expect(text.contains("0 failed"))
-        #expect(text.contains("tic.record: channel ch-"))
-        // Artifacts a user can re-verify: TICs, TSCs, DID documents from the chain.
-        #expect(FileManager.default.fileExists(atPath: out + "/tic/consumer1.tic.json"))
-        #expect(FileManager.default.fileExists(atPath: out + "/tsc/consumer2-3.json"))
-        #expect(FileManager.default.fileExists(atPath: out + "/dids/provider.onchain.json"))
+        #expect(text.contains("== summary: 0 failed re-verifications"))
+        #expect(text.contains("closed cooperatively"))
+        // Artifacts a user can re-verify: TICs, TSCs of every party, DIDs from the chain, committed blocks.
+        #expect(FileManager.default.fileExists(atPath: out + "/tics/consumer1.json"))
+        #expect(FileManager.default.fileExists(atPath: out + "/dids/provider.json"))
+        #expect(FileManager.default.fileExists(atPath: out + "/dids/tcc1.json"))
+        #expect(FileManager.default.fileExists(atPath: out + "/dids/node4.json"))
+        let summary = try JSONParser.parse(try String(contentsOfFile: out + "/summary.json", encoding: .utf8))
+        #expect(summary["failed"]?.arrayValue?.isEmpty == true, "\(summary.compactString())")
+        #expect((summary["blocks"]?.intValue ?? 0) > 0)
+        let tscs = FileManager.default.enumerator(atPath: out + "/tscs")?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix(".json") } ?? []
+        #expect(tscs.count == 4 * 6)
     }
+}
 }

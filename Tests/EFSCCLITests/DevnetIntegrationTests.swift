@@ -6,6 +6,7 @@ import Testing
 /// Four node processes and a broker, driven through the CLI as an operator
 /// would: commits, kill -9 of the leader, catch-up by sync, forged
 /// consensus traffic ignored, and a clean shutdown with no processes left.
+extension NetworkSuites {
 @Suite(.serialized) struct DevnetIntegrationTests {
     struct Run {
         let code: Int32
@@ -149,4 +150,5 @@ import Testing
         }
         return String(decoding: out, as: UTF8.self)
     }
+}
 }

@@ -6,6 +6,7 @@ import Testing
 /// The trade as a user drives it from the shell: `did create|register|rotate`,
 /// `template register`, `offer publish|match`, `trade start|settle|close|show`
 /// and `tsc verify --broker`, each with --json, against a devnet with a TCC.
+extension NetworkSuites {
 @Suite(.serialized) struct TradeCLITests {
     @Test func shellTradeFromOfferToFinalClose() async throws {
         let run = DevnetIntegrationTests()
@@ -78,4 +79,5 @@ import Testing
         let bad = try efsc(["trade", "show", "--channel", "ch-nope"] + wallet)
         #expect(bad.code == 1 && bad.out.contains("unknown channel"))
     }
+}
 }

@@ -9,6 +9,7 @@ import Testing
 /// The on-chain start of a trade over a real devnet: DIDs and a provider
 /// template registered on the identity chain, an offer published and
 /// matched, a TIC recorded — and a TCC told to open the channel.
+extension NetworkSuites {
 @Suite(.serialized) struct TradeOnChainTests {
     final class Box: @unchecked Sendable {
         let lock = Lock()
@@ -31,7 +32,8 @@ import Testing
         try await client.connect()
         defer { Task { await client.disconnect() } }
         let control = Box()
-        try await client.subscribe(Topics.tccControlShared(), qos: .atLeastOnce) { m in control.lock.withLock { control.items.append(m) } }
+        // A plain subscription sees every control event (the devnet's TCC takes them through the shared one).
+        try await client.subscribe(Topics.tccControl("transaction"), qos: .atLeastOnce) { m in control.lock.withLock { control.items.append(m) } }
 
         func submit(_ tx: ChainTransaction) async throws -> JSON {
             let r = try await client.request(Topics.tx(tx.group!), payload: tx.bytes, timeout: 20)
@@ -66,7 +68,7 @@ import Testing
         let rec = try await submit(try tx("transaction", cdid, consumer, "tic.record", ["tic": .object(ticVC.json), "offerId": "a100"]))
         #expect(rec["status"] == "committed", "\(rec.compactString())")
         let channel = try #require(rec["result"]?["channelId"]?.stringValue)
-        // A TCC (here: this shared-subscription member) hears "open".
+        // "open" is published on the TCC control topic…
         let deadline = Date().addingTimeInterval(10)
         while control.lock.withLock({ control.items.isEmpty }) && Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
         let ev = try #require(control.lock.withLock { control.items.first })
@@ -78,5 +80,12 @@ import Testing
         // The offer's capacity went down by the TIC's units.
         let o = try JSONParser.parse(try await client.request(Topics.query("transaction", "offers"), payload: Array("{}".utf8), timeout: 10).payload)
         #expect(o["result"]?.arrayValue?.first?["remaining"]?.intValue == 2)
+        // …and the devnet's TCC took the channel.
+        var open = 0
+        for _ in 0..<30 where open < 1 {
+            open = try run.efsc(["devnet", "status", "--dir", dir, "--json"]).json?["tccs"]?.arrayValue?.first?["status"]?["openChannels"]?.intValue ?? 0
+        }
+        #expect(open == 1)
     }
+}
 }
