@@ -127,6 +127,45 @@ extension NetworkSuites {
         #expect(nodes.allSatisfy { st[$0]?["running"]?.boolValue == false })
     }
 
+    /// A node whose key is not the one in genesis (corrupted or foreign) is
+    /// ignored: with it and two honest nodes up there is no quorum, so nothing
+    /// commits; once a third honest node is back, commits resume.
+    @Test func aNodeWithAForeignKeyIsIgnored() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-foreign-\(UUID().uuidString.prefix(8))").path
+        defer {
+            _ = try? efsc(["devnet", "down", "--dir", dir])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        #expect(try efsc(["devnet", "init", "--dir", dir]).code == 0)
+        // node4 runs with a key of its own and a genesis edited to match it
+        // (a node refuses a key that is not its genesis entry); the others
+        // keep the real genesis.
+        var cfg = try JSONParser.parse(try String(contentsOfFile: dir + "/node4/config.json", encoding: .utf8)).objectValue!
+        let foreign = Ed25519SecretKey()
+        cfg["secretKeyMultibase"] = .string(foreign.multibase)
+        var members = cfg["members"]!.arrayValue!
+        members[3] = ["id": "node4", "publicKeyMultibase": .string(foreign.publicKey.multibase)]
+        cfg["members"] = .array(members)
+        try JSON.object(cfg).prettyString().write(toFile: dir + "/node4/config.json", atomically: true, encoding: .utf8)
+        let up = try efsc(["devnet", "up", "--dir", dir])
+        #expect(up.code == 0, "\(up.out)")
+        let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
+        let broker = "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)"
+        // Three honest nodes are a quorum (2f+1 = 3).
+        let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "10", "--seconds", "1", "--json"])
+        #expect(load.json?["committed"]?.intValue == 10, "\(load.out)")
+        _ = try converged(dir, nodes: ["node1", "node2", "node3"], min: 1)
+        // Two honest nodes and the foreign one are not: the foreign votes do not count.
+        #expect(try efsc(["devnet", "stop-node", "--dir", dir, "node3"]).code == 0)
+        let stuck = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "5", "--seconds", "1", "--drain", "4", "--json"])
+        #expect(stuck.json?["committed"]?.intValue == 0, "\(stuck.out)")
+        // The honest node returns: commits resume, and the pending transactions commit too.
+        #expect(try efsc(["devnet", "start-node", "--dir", dir, "node3"]).code == 0)
+        let resumed = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "5", "--seconds", "1", "--drain", "60", "--json"])
+        #expect(resumed.json?["committed"]?.intValue == 5, "\(resumed.out)")
+        _ = try converged(dir, nodes: ["node1", "node2", "node3"], min: 2, timeout: 40)
+    }
+
     /// A minimal HTTP GET over a loopback socket.
     static func httpGet(port: Int, path: String) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
