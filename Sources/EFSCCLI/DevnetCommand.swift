@@ -223,9 +223,10 @@ struct DevnetCommand: AsyncParsableCommand {
         func run() async throws {
             try await exitOnError(code: 1) {
                 let net = try Devnet(dir: dir)
-                for n in net.tccs + net.nodes {
-                    if let p = net.pid(n), !Devnet.stop(p, signal: SIGTERM) { _ = Devnet.stop(p, signal: SIGKILL) }
-                }
+                // SIGTERM to all at once (each stops gracefully), then wait for each.
+                let pids = (net.tccs + net.nodes).compactMap { net.pid($0) }
+                for p in pids { kill(p, SIGTERM) }
+                for p in pids where !Devnet.stop(p, signal: SIGTERM) { _ = Devnet.stop(p, signal: SIGKILL) }
                 if let b = net.brokerPID, !Devnet.stop(b, signal: SIGTERM) { _ = Devnet.stop(b, signal: SIGKILL) }
                 Output.line("devnet down")
             }

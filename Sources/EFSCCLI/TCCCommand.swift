@@ -3,6 +3,8 @@ import EFSCChannel
 import EFSCCore
 import EFSCTCC
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// `efsc tcc --config FILE`: run a transaction channel controller until SIGTERM/SIGINT.
 struct TCCCommand: AsyncParsableCommand {
@@ -16,11 +18,14 @@ struct TCCCommand: AsyncParsableCommand {
             evidenceIntervalMillis (200), evidenceBatchMax (1024), poolHigh (2000), poolLow (200),
             statusIntervalMillis (1000). The TCC's DID must be listed in the network's genesis `tccs` for its
             evidence to be accepted; it registers the DID on the identity chain if needed.
-            Logs to standard error; SIGTERM or SIGINT stops it cleanly. Exit status 2: bad configuration.
+            Logs to standard error through swift-log ($EFSC_LOG_LEVEL, default notice); runs under
+            swift-service-lifecycle, so SIGTERM or SIGINT stops it gracefully (queues drain, TSCs being persisted are
+            persisted). Exit status 2: bad configuration, 1: cannot start (e.g. broker unreachable).
             """)
     @Option(name: .long, help: "TCC configuration file (JSON).") var config: String
 
     func run() async throws {
+        LogSetup.bootstrap()
         let tcc = try await exitOnError(code: 2) { () async throws -> TCC in
             let j = try Output.readJSON(config)
             let idJSON: JSON
@@ -32,14 +37,14 @@ struct TCCCommand: AsyncParsableCommand {
             }
             do {
                 let cfg = try TCCConfig(json: j, identity: try PartyIdentity(json: idJSON))
-                let err = FileHandle.standardError
-                return try TCC(config: cfg) { line in err.write(Data("\(DateTime.now()) \(cfg.name) \(line)\n".utf8)) }
+                return try TCC(config: cfg, logger: Logger(label: "efsc.\(cfg.name)"))
             } catch let e as ChainError {
                 throw CLIError("\(config): \(e.message)")
             }
         }
-        try await exitOnError(code: 1) { try await tcc.start() }
-        await NodeCommand.waitForTermination()
-        await tcc.stop()
+        try await exitOnError(code: 1) {
+            let group = ServiceGroup(services: [tcc], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "efsc.\(tcc.config.name).lifecycle"))
+            try await group.run()
+        }
     }
 }

@@ -4,6 +4,8 @@ import EFSCCore
 import EFSCCredentials
 import EFSCIdentity
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// A chain node: one bus connection and one `GroupRunner` per configured
 /// group. The transaction group resolves DIDs from the identity group's state.
@@ -11,25 +13,29 @@ public final class Node: @unchecked Sendable {
     public let config: NodeConfig
     let client: MQTTClient
     public private(set) var runners: [String: GroupRunner] = [:]
-    let logHandle: FileHandle
+    let logger: Logger
     public let metrics = NodeMetrics()
     public private(set) var metricsServer: MetricsServer?
 
-    public init(config: NodeConfig, log: FileHandle = .standardError) throws {
+    public init(config: NodeConfig, logger: Logger? = nil) throws {
         self.config = config
-        self.logHandle = log
+        let logger = logger ?? Logger(label: "efsc.node.\(config.nodeId)")
+        self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         var mc = try MQTTConfiguration(url: config.broker, clientID: config.nodeId)
         mc.offlinePolicy = .queue(limit: 100_000)
         mc.will = .init(topic: Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"offline"}"#.utf8))
         mc.reconnectDelay = (1, 5)
         client = try MQTTClient(mc)
-        let logger: (String) -> Void = { [log] line in log.write(Data("\(DateTime.now()) \(config.nodeId) \(line)\n".utf8)) }
+        let log: (String) -> Void = { line in
+            // Divergence and halts are what an operator must see first.
+            if line.contains("DIVERGENCE") || line.contains("halting") { logger.critical("\(line)") } else { logger.notice("\(line)") }
+        }
         for g in config.groups {
             runners[g] = try GroupRunner(
                 group: g, config: config, client: client, metrics: metrics,
                 resolveDID: { [weak self] did in self?.resolveFromIdentity(did) },
-                resolveTemplate: { [weak self] id, v in self?.templateFromIdentity(id, v) }, log: logger)
+                resolveTemplate: { [weak self] id, v in self?.templateFromIdentity(id, v) }, log: log)
         }
     }
 
@@ -57,12 +63,12 @@ public final class Node: @unchecked Sendable {
         }
         if let p = config.metricsPort {
             metricsServer = try MetricsServer(port: p, metrics: metrics)
-            logHandle.write(Data("\(DateTime.now()) \(config.nodeId) metrics on http://127.0.0.1:\(metricsServer!.port)/metrics\n".utf8))
+            logger.notice("metrics on http://127.0.0.1:\(metricsServer!.port)/metrics")
         }
         try await client.connect()
         try await client.publish(Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"online"}"#.utf8))
         for g in config.groups { try await runners[g]!.start() }
-        logHandle.write(Data("\(DateTime.now()) \(config.nodeId) started: groups \(config.groups.joined(separator: ",")), broker \(config.broker)\n".utf8))
+        logger.notice("started: groups \(config.groups.joined(separator: ",")), broker \(config.broker)")
     }
 
     /// Stops ticking, then disconnects cleanly (no will message).
@@ -86,5 +92,15 @@ extension GroupRunner {
             $0.entries[did] = value
         }
         return value
+    }
+}
+
+/// A node is a service: it starts, runs until the service group asks for a
+/// graceful shutdown (SIGTERM/SIGINT), then stops ticking and disconnects.
+extension Node: Service {
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await stop()
     }
 }

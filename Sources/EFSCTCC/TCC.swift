@@ -7,6 +7,8 @@ import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// The transaction channel controller: takes "open" events from the chain
 /// (one TCC per event, by shared subscription), authenticates each party by
@@ -640,5 +642,23 @@ public final class TCC: @unchecked Sendable {
         }
         let payload = (try? JCS.canonicalize(snapshot)) ?? []
         try? bus.publishNow(Topics.tccStatus(config.name), payload: payload, retain: true, properties: .init(contentType: "application/json"))
+    }
+}
+
+/// A TCC is a service: it starts, serves until the service group asks for a
+/// graceful shutdown (SIGTERM/SIGINT), then stops its timers, lets its
+/// queues and the committer drain, and disconnects.
+extension TCC: Service {
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await stop()
+    }
+}
+
+extension TCC {
+    /// A TCC logging through swift-log.
+    public convenience init(config: TCCConfig, logger: Logger) throws {
+        try self.init(config: config) { line in logger.notice("\(line)") }
     }
 }
