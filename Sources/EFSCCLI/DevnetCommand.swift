@@ -128,6 +128,8 @@ struct DevnetCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Minimum milliseconds between blocks.") var minBlockInterval = 0
         @Option(name: .long, help: "Broker port (default: a free loopback port).") var brokerPort: Int?
         @Option(name: .long, help: "TCC DIDs allowed to submit evidence (comma-separated).") var tccs = ""
+        @Option(name: .long, help: "Broker URL written into the node and TCC configurations (default mqtt://127.0.0.1:<broker port>; Compose uses mqtt://broker:1883).")
+        var brokerUrl: String?
 
         func run() async throws {
             try await exitOnError(code: 1) {
@@ -137,6 +139,8 @@ struct DevnetCommand: AsyncParsableCommand {
                 if FileManager.default.fileExists(atPath: dir + "/network.json") { throw CLIError("\(dir) already holds a devnet") }
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 let port = try brokerPort ?? BrokerProcess.freePort()
+                let brokerFor = brokerUrl ?? "mqtt://127.0.0.1:\(port)"
+                _ = try MQTTConfiguration(url: brokerFor, clientID: "check")
                 let keys = (0..<nodes).map { _ in Ed25519SecretKey() }
                 let members: [JSON] = keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }
                 let dirPath = URL(fileURLWithPath: dir).standardizedFileURL.path
@@ -152,7 +156,7 @@ struct DevnetCommand: AsyncParsableCommand {
                 let tccList: [JSON] = [.string(tccDID)] + tccs.split(separator: ",").map { .string(String($0)) }
                 try FileManager.default.createDirectory(atPath: "\(dir)/tcc1/data", withIntermediateDirectories: true)
                 let tccConfig: JSON = [
-                    "name": "tcc1", "broker": .string("mqtt://127.0.0.1:\(port)"), "dataDir": .string("\(dirPath)/tcc1/data"),
+                    "name": "tcc1", "broker": .string(brokerFor), "dataDir": .string("\(dirPath)/tcc1/data"),
                     "identity": .string("\(dirPath)/tcc1.json"), "node": "node1",
                 ]
                 try Output.write("\(dir)/tcc1/config.json", tccConfig.prettyString() + "\n")
@@ -161,7 +165,7 @@ struct DevnetCommand: AsyncParsableCommand {
                     try FileManager.default.createDirectory(atPath: "\(dir)/\(id)/data", withIntermediateDirectories: true)
                     let cfg: JSON = [
                         "network": .string(network), "nodeId": .string(id), "index": .number(Double(i)), "secretKeyMultibase": .string(k.multibase),
-                        "members": .array(members), "groups": .array(gs.map { .string($0) }), "broker": .string("mqtt://127.0.0.1:\(port)"),
+                        "members": .array(members), "groups": .array(gs.map { .string($0) }), "broker": .string(brokerFor),
                         "dataDir": .string("\(dirPath)/\(id)/data"), "tccs": .array(tccList), "maxTransactionsPerBlock": .number(Double(m)),
                         "minBlockIntervalMillis": .number(Double(minBlockInterval)),
                         "metricsPort": .number(Double(try BrokerProcess.freePort())),

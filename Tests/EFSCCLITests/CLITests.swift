@@ -48,6 +48,21 @@ import Testing
         return p
     }
 
+    /// `devnet init --broker-url` (Compose) writes that URL into every node's and the TCC's configuration.
+    @Test func devnetInitWithABrokerURLForCompose() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-compose-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try efsc(["devnet", "init", "--dir", dir, "--broker-url", "mqtt://broker:1883"])
+        #expect(r.code == 0, "\(r.err)")
+        for f in ["node1/config.json", "node4/config.json", "tcc1/config.json"] {
+            let j = try JSONParser.parse(try String(contentsOfFile: "\(dir)/\(f)", encoding: .utf8))
+            #expect(j["broker"]?.stringValue == "mqtt://broker:1883", "\(f)")
+        }
+        let bad = try efsc(["devnet", "init", "--dir", dir + "-bad", "--broker-url", "http://x"])
+        #expect(bad.code == 1 && bad.err.hasPrefix("error:"))
+        try? FileManager.default.removeItem(atPath: dir + "-bad")
+    }
+
     @Test func keyGenerate() throws {
         let r = try efsc(["key", "generate"])
         #expect(r.code == 0)
