@@ -33,6 +33,7 @@ bench: build
 	$(EFSC_BIN) bench issue --claim-bytes 1024,2048,4096 --seconds 3
 	$(EFSC_BIN) bench verify --claim-bytes 1024,2048,4096 --seconds 3
 	$(EFSC_BIN) bench bus --payload-bytes 256 --qos 0 --seconds 2
+	$(EFSC_BIN) bench channels --channels 100 --rate 400 --seconds 5
 
 # A long consensus simulation: SEEDS runs for n=4 (plus n=7 and n=10 shares).
 SEEDS ?= 100000
