@@ -127,13 +127,15 @@ struct DevnetCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Transactions per block, M.") var m = 256
         @Option(name: .long, help: "Minimum milliseconds between blocks.") var minBlockInterval = 0
         @Option(name: .long, help: "Broker port (default: a free loopback port).") var brokerPort: Int?
-        @Option(name: .long, help: "TCC DIDs allowed to submit evidence (comma-separated).") var tccs = ""
+        @Option(name: .long, help: "Further TCC DIDs allowed to submit evidence (comma-separated).") var tccs = ""
+        @Option(name: .long, help: "TCCs to generate (tccK.json identity + tccK/config.json each), 1...16; they share channels.") var tccCount = 1
         @Option(name: .long, help: "Broker URL written into the node and TCC configurations (default mqtt://127.0.0.1:<broker port>; Compose uses mqtt://broker:1883).")
         var brokerUrl: String?
 
         func run() async throws {
             try await exitOnError(code: 1) {
                 guard nodes >= 4, (nodes - 1) % 3 == 0, nodes <= 100 else { throw CLIError("--nodes must be 3f+1 (4, 7, 10, …, ≤ 100)") }
+                guard (1...16).contains(tccCount) else { throw CLIError("--tcc-count must be 1...16") }
                 let gs = groups.split(separator: ",").map(String.init)
                 guard !gs.isEmpty, gs.allSatisfy({ Topics.Group(rawValue: $0) != nil }) else { throw CLIError("--groups must be among identity,transaction") }
                 if FileManager.default.fileExists(atPath: dir + "/network.json") { throw CLIError("\(dir) already holds a devnet") }
@@ -144,22 +146,27 @@ struct DevnetCommand: AsyncParsableCommand {
                 let keys = (0..<nodes).map { _ in Ed25519SecretKey() }
                 let members: [JSON] = keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }
                 let dirPath = URL(fileURLWithPath: dir).standardizedFileURL.path
-                // One TCC identity is generated with the network (its DID is in genesis).
-                let tccKey = Ed25519SecretKey()
-                let (tccDID, _, tccOp) = try EFSCDID.createOperation(network: network, key: tccKey)
-                let tccIdentity: JSON = [
-                    "did": .string(tccDID), "verificationMethod": .string("\(tccDID)#key-1"), "secretKeyMultibase": .string(tccKey.multibase),
-                    "operation": .object(tccOp),
-                ]
-                try Output.write("\(dir)/tcc1.json", tccIdentity.prettyString() + "\n")
-                chmod("\(dir)/tcc1.json", 0o600)
-                let tccList: [JSON] = [.string(tccDID)] + tccs.split(separator: ",").map { .string(String($0)) }
-                try FileManager.default.createDirectory(atPath: "\(dir)/tcc1/data", withIntermediateDirectories: true)
-                let tccConfig: JSON = [
-                    "name": "tcc1", "broker": .string(brokerFor), "dataDir": .string("\(dirPath)/tcc1/data"),
-                    "identity": .string("\(dirPath)/tcc1.json"), "node": "node1",
-                ]
-                try Output.write("\(dir)/tcc1/config.json", tccConfig.prettyString() + "\n")
+                // TCC identities are generated with the network (their DIDs are in genesis);
+                // TCC k is attached to node k (round robin) and all share the control topic.
+                var tccList: [JSON] = []
+                for t in 1...tccCount {
+                    let tccKey = Ed25519SecretKey()
+                    let (tccDID, _, tccOp) = try EFSCDID.createOperation(network: network, key: tccKey)
+                    let tccIdentity: JSON = [
+                        "did": .string(tccDID), "verificationMethod": .string("\(tccDID)#key-1"), "secretKeyMultibase": .string(tccKey.multibase),
+                        "operation": .object(tccOp),
+                    ]
+                    try Output.write("\(dir)/tcc\(t).json", tccIdentity.prettyString() + "\n")
+                    chmod("\(dir)/tcc\(t).json", 0o600)
+                    tccList.append(.string(tccDID))
+                    try FileManager.default.createDirectory(atPath: "\(dir)/tcc\(t)/data", withIntermediateDirectories: true)
+                    let tccConfig: JSON = [
+                        "name": .string("tcc\(t)"), "broker": .string(brokerFor), "dataDir": .string("\(dirPath)/tcc\(t)/data"),
+                        "identity": .string("\(dirPath)/tcc\(t).json"), "node": .string("node\((t - 1) % nodes + 1)"),
+                    ]
+                    try Output.write("\(dir)/tcc\(t)/config.json", tccConfig.prettyString() + "\n")
+                }
+                tccList += tccs.split(separator: ",").map { .string(String($0)) }
                 for (i, k) in keys.enumerated() {
                     let id = "node\(i + 1)"
                     try FileManager.default.createDirectory(atPath: "\(dir)/\(id)/data", withIntermediateDirectories: true)

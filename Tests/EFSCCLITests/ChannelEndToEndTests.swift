@@ -37,10 +37,10 @@ extension NetworkSuites {
         let run = DevnetIntegrationTests()
     }
 
-    func startNet(challengeSeconds: Double = 2) throws -> Net {
+    func startNet(challengeSeconds: Double = 2, tccs: Int = 1) throws -> Net {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-chan-\(UUID().uuidString.prefix(8))").path
         let run = DevnetIntegrationTests()
-        #expect(try run.efsc(["devnet", "init", "--dir", dir]).code == 0)
+        #expect(try run.efsc(["devnet", "init", "--dir", dir, "--tcc-count", String(tccs)]).code == 0)
         // Short challenge deadline and low pool watermarks so the test can reach both.
         var cfg = try JSONParser.parse(try String(contentsOfFile: dir + "/tcc1/config.json", encoding: .utf8)).objectValue!
         cfg["challengeSeconds"] = .number(challengeSeconds)
@@ -335,6 +335,41 @@ extension NetworkSuites {
             let v = await TSC.verify(vc, resolver: ChainDIDResolver(chain: provider.chain), templates: ChainTemplateStore(chain: provider.chain))
             #expect(v.ok, "\(v.summary)")
         }
+    }
+
+    /// Two TCCs share the channels (shared subscription): each channel is
+    /// owned and served by exactly one of them.
+    @Test func twoTCCsShareTheChannels() async throws {
+        let net = try startNet(tccs: 2)
+        defer {
+            _ = try? run(net, ["devnet", "down", "--dir", net.dir])
+            try? FileManager.default.removeItem(atPath: net.dir)
+        }
+        let (provider, consumers, channels) = try await openTrades(net, consumers: 4, every: 100)
+        let first = DateTime.currentTime() - 100
+        var issuers: [String: Set<String>] = [:]
+        for (c, (channel, tic)) in zip(consumers, channels) {
+            let p = try provider.session(channel: channel, tic: tic)
+            let cs = try c.session(channel: channel, tic: tic)
+            try await p.open()
+            try await cs.open()
+            for _ in 1...2 { issuers[channel, default: []].insert(try await p.settle(usage: 0.0001, firstStart: first).issuer ?? "?") }
+            await p.detach()
+            await cs.detach()
+        }
+        let dids = try (1...2).map { try JSONParser.parse(try String(contentsOfFile: net.dir + "/tcc\($0).json", encoding: .utf8))["did"]!.stringValue! }
+        #expect(issuers.values.allSatisfy { $0.count == 1 && dids.contains($0.first!) }, "\(issuers)")
+        // Statuses are republished every second: wait until they show all 8 settlements.
+        var st: [JSON] = []
+        for _ in 0..<20 {
+            st = try run(net, ["devnet", "status", "--dir", net.dir, "--json"]).json?["tccs"]?.arrayValue ?? []
+            if st.map({ $0["status"]?["settlements"]?.intValue ?? 0 }).reduce(0, +) == 8 { break }
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+        let open = st.map { $0["status"]?["openChannels"]?.intValue ?? 0 }
+        #expect(open.count == 2 && open.reduce(0, +) == 4 && open.allSatisfy { $0 >= 1 }, "\(open)")
+        let settled = st.map { $0["status"]?["settlements"]?.intValue ?? 0 }
+        #expect(settled.reduce(0, +) == 8, "\(settled)")
     }
 }
 }
