@@ -44,6 +44,9 @@ public final class GroupRunner: @unchecked Sendable {
     let historyCache = Guarded<(height: UInt64, entries: [String: DIDHistory?])>((0, [:]))
     var lastStatus = 0.0
     public private(set) var log: (String) -> Void
+    /// What this node's own proposal produced when it executed it, so that
+    /// committing the same block on the same parent needs no second execution.
+    var proposed: (digest: [UInt8], parent: [UInt8], writes: [StateWrite], receipts: [(ChainTransaction, Receipt)])?
 
     let metrics: NodeMetrics.Group
 
@@ -191,11 +194,14 @@ public final class GroupRunner: @unchecked Sendable {
         let txs = take.map(\.bytes)
         let state = ContractState(ledger: ledger)
         let height = ledger.height + 1
-        for p in take { _ = contracts.execute(p.tx, state: state, height: height) }
+        let receipts = take.map { ($0.tx, contracts.execute($0.tx, state: state, height: height)) }
+        let writes = state.writes
         let header = BlockHeader(
-            group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(state.writes),
+            group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
             transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000), anchor: anchor)
-        apply(replica.step(.propose(Block(header: header, transactions: txs).body)))
+        let body = Block(header: header, transactions: txs).body
+        proposed = (Digest.sha256(body), ledger.lastHash, writes, receipts)
+        apply(replica.step(.propose(body)))
     }
 
     // MARK: actions
@@ -258,18 +264,27 @@ public final class GroupRunner: @unchecked Sendable {
             }
             block = b
         }
-        let state = ContractState(ledger: ledger)
         executionAnchor = block.header.anchor
         var receipts: [(ChainTransaction, Receipt)] = []
-        for t in block.transactions {
-            guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
-            let tx = ChainTransaction(json: o)
-            receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq)))
+        let writes: [StateWrite]
+        if let p = proposed, !cb.payload.isEmpty, p.parent == ledger.lastHash, p.digest == Digest.sha256(cb.payload) {
+            // Our own proposal, executed on this very parent state when proposed.
+            receipts = p.receipts
+            writes = p.writes
+        } else {
+            let state = ContractState(ledger: ledger)
+            for t in block.transactions {
+                guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
+                let tx = ChainTransaction(json: o)
+                receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq)))
+            }
+            writes = state.writes
         }
+        proposed = nil
         block.certificateView = cb.view
         block.certificate = cb.certificate.map { CertificateEntry(replica: $0.sender, signature: $0.signature) }
         do {
-            try ledger.commit(block, writes: state.writes)
+            try ledger.commit(block, writes: writes)
         } catch {
             log("\(group): cannot commit block \(cb.seq): \(error); halting this group")
             timer?.cancel()
