@@ -237,6 +237,7 @@ public struct Contracts {
             items = [tx.args]
         }
         var accepted: [JSON] = []
+        let txHash = JSON.string(Hex.encode(tx.hash))
         for (i, e) in items.enumerated() {
             guard let ch = e["channelId"]?.stringValue, !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
             guard let seq = e["sequence"]?.intValue, seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
@@ -248,7 +249,7 @@ public struct Contracts {
             }
             let rec: JSON = [
                 "channelId": .string(ch), "sequence": .number(Double(seq)), "tscHash": .string(h), "tcc": .string(sender),
-                "height": .number(Double(height)), "txHash": .string(Hex.encode(tx.hash)), "index": .number(Double(i)),
+                "height": .number(Double(height)), "txHash": txHash, "index": .number(Double(i)),
             ]
             s.set("evidence/\(ch)", rec)
             s.set("evidence-hash/\(h)", rec)

@@ -6,8 +6,24 @@ import EFSCIdentity
 /// eddsa-jcs-2022 proof (purpose `capabilityInvocation`).
 public struct ChainTransaction: Sendable {
     public let json: JSONObject
+    /// Canonical bytes: what blocks carry and what the hash is over
+    /// (computed once: a batch transaction is kilobytes of JSON).
+    public let bytes: [UInt8]
+    public let hash: [UInt8]
 
-    public init(json: JSONObject) { self.json = json }
+    public init(json: JSONObject) {
+        self.json = json
+        bytes = (try? JCS.canonicalize(.object(json))) ?? []
+        hash = Digest.sha256(bytes)
+    }
+
+    /// A transaction as a block carries it: `bytes` are what every node
+    /// hashes, so they are taken as they are.
+    public init(json: JSONObject, blockBytes: [UInt8]) {
+        self.json = json
+        bytes = blockBytes
+        hash = Digest.sha256(blockBytes)
+    }
 
     public var group: String? { json["group"]?.stringValue }
     public var sender: String? { json["sender"]?.stringValue }
@@ -15,9 +31,6 @@ public struct ChainTransaction: Sendable {
     public var op: String? { json["op"]?.stringValue }
     public var args: JSONObject { json["args"]?.objectValue ?? [:] }
 
-    /// Canonical bytes: what blocks carry and what the hash is over.
-    public var bytes: [UInt8] { (try? JCS.canonicalize(.object(json))) ?? [] }
-    public var hash: [UInt8] { Digest.sha256(bytes) }
 
     /// Builds and signs a transaction.
     public static func make(

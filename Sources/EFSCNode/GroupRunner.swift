@@ -68,6 +68,7 @@ public final class GroupRunner: @unchecked Sendable {
         pc.retransmitInterval = max(5, config.viewChangeTimeoutTicks / 8)
         var durable = PBFTDurableState()
         if let b = try ledger.getMeta("pbft") { durable = try PBFTCodec.decodeDurable(b) }
+        Self.restorePayloads(&durable, ledger: ledger)
         // The ledger is the truth for what was executed (it is committed before
         // the replica's state is persisted again).
         if durable.lastExec < ledger.height {
@@ -87,6 +88,33 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     var memberID: String { config.nodeId }
+
+    /// The durable consensus state as stored: prepared certificates of blocks
+    /// the ledger already holds keep digest and signatures but not the block
+    /// (up to a checkpoint interval of blocks would otherwise be rewritten on
+    /// every vote).
+    static func slim(_ d: PBFTDurableState, ledgerHeight: UInt64) -> PBFTDurableState {
+        var out = d
+        for (seq, cert) in d.prepared where seq <= ledgerHeight && !cert.payload.isEmpty {
+            guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message else { continue }
+            let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: []), signature: cert.prePrepare.signature)
+            out.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
+        }
+        return out
+    }
+
+    /// After a restart: the blocks `slim` left out come back from the ledger
+    /// (checked against their digests), so view changes carry whole, verifiable
+    /// pre-prepares again.
+    static func restorePayloads(_ d: inout PBFTDurableState, ledger: Ledger) {
+        for (seq, cert) in d.prepared where cert.payload.isEmpty && cert.digest != Digest.sha256([]) {
+            guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message, let b = try? ledger.block(at: seq), Digest.sha256(b.body) == dg else {
+                continue
+            }
+            let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: b.body), signature: cert.prePrepare.signature)
+            d.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
+        }
+    }
 
     /// Largest block body a proposer packs (bytes).
     static let maxBlockBytes = 700_000
@@ -210,7 +238,9 @@ public final class GroupRunner: @unchecked Sendable {
         for a in actions {
             switch a {
             case .persist(let d):
-                do { try ledger.putMeta("pbft", PBFTCodec.encode(durable: d)) } catch { log("cannot persist consensus state: \(error)") }
+                do { try ledger.putMeta("pbft", PBFTCodec.encode(durable: Self.slim(d, ledgerHeight: ledger.height))) } catch {
+                    log("cannot persist consensus state: \(error)")
+                }
             case .broadcast(let m):
                 metrics.messagesOut.increment()
                 try? client.publishNow(Topics.pbft(group, from: memberID), payload: PBFTCodec.encode(group: group, m))
@@ -275,7 +305,7 @@ public final class GroupRunner: @unchecked Sendable {
             let state = ContractState(ledger: ledger)
             for t in block.transactions {
                 guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
-                let tx = ChainTransaction(json: o)
+                let tx = ChainTransaction(json: o, blockBytes: t)
                 receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq)))
             }
             writes = state.writes
