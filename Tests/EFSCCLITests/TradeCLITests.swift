@@ -79,5 +79,17 @@ extension NetworkSuites {
         let bad = try efsc(["trade", "show", "--channel", "ch-nope"] + wallet)
         #expect(bad.code == 1 && bad.out.contains("unknown channel"))
     }
+
+    /// `bench channels --json` runs end to end and reports every key the issue names.
+    @Test func benchChannelsReports() throws {
+        let r = try DevnetIntegrationTests().efsc(["bench", "channels", "--channels", "6", "--rate", "30", "--seconds", "2", "--json"], timeout: 240)
+        #expect(r.code == 0, "\(r.out)")
+        let j = try #require(r.json, "\(r.out)")
+        for k in ["channels", "settlementsPerSecond", "p50Millis", "p99Millis", "tccCpuMicrosPerSettlement", "cryptoMicrosPerSettlement", "ratio"] {
+            #expect(j[k]?.doubleValue != nil, "missing \(k)")
+        }
+        #expect(j["channels"]?.intValue == 6 && (j["settlements"]?.intValue ?? 0) > 30 && j["errors"]?.intValue == 0, "\(r.out)")
+        #expect((j["cryptoMicrosPerSettlement"]?.doubleValue ?? 0) > 0 && (j["tccCpuMicrosPerSettlement"]?.doubleValue ?? 0) > 0)
+    }
 }
 }
