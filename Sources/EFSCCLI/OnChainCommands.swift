@@ -56,11 +56,20 @@ extension DIDCommand {
             abstract: "Register a did:efsc on the identity chain from its create operation (`did create --log F`).",
             discussion: "Exit status: 0 committed, 1 rejected or no receipt.")
         @OptionGroup var sender: SenderOptions
-        @Option(name: .long, help: "Operation log written by `efsc did create --log` (its first entry is the create operation).") var log: String
+        @Option(name: .long, help: "Operation log written by `efsc did create --log` (its first entry is the create operation); default: the `operation` of the --identity file.")
+        var log: String?
 
         func run() async throws {
             let r = try await exitOnError(code: 1) { () async throws -> JSON in
-                guard let op = try Output.readJSON(log).arrayValue?.first?.objectValue else { throw CLIError("\(log) holds no create operation") }
+                let op: JSONObject
+                if let log {
+                    guard let o = try Output.readJSON(log).arrayValue?.first?.objectValue else { throw CLIError("\(log) holds no create operation") }
+                    op = o
+                } else if let f = sender.identity, let o = try Output.readJSON(f)["operation"]?.objectValue {
+                    op = o
+                } else {
+                    throw CLIError("give --log FILE, or an --identity file that holds the create operation")
+                }
                 return try await sender.send(group: "identity", op: "did.register", args: ["operation": .object(op)])
             }
             try sender.report(r, what: "did.register \(sender.did)")

@@ -26,7 +26,9 @@ extension NetworkSuites {
             try c.out.write(toFile: "\(dir)/\(who).json", atomically: true, encoding: .utf8)
             let id = try JSONParser.parse(try String(contentsOfFile: "\(dir)/\(who).json", encoding: .utf8))
             try JSON.array([id["operation"]!]).compactString().write(toFile: "\(dir)/\(who).log", atomically: true, encoding: .utf8)
-            let r = try efsc(["did", "register", "--identity", "\(dir)/\(who).json", "--log", "\(dir)/\(who).log", "--json"])
+            // The provider names its operation log; the consumer relies on its identity file.
+            let log = who == "provider" ? ["--log", "\(dir)/\(who).log"] : []
+            let r = try efsc(["did", "register", "--identity", "\(dir)/\(who).json", "--json"] + log)
             #expect(r.json?["status"] == "committed" || r.out.contains("already registered"), "\(r.out)")
         }
         let provider = try JSONParser.parse(try String(contentsOfFile: "\(dir)/provider.json", encoding: .utf8))["did"]!.stringValue!
