@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK"]),
-        .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore"]),
+        .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
     ]
 )
