@@ -1,31 +1,12 @@
 import ArgumentParser
 import EFSCBus
+import EFSCChannel
 import EFSCContracts
 import EFSCCore
 import EFSCIdentity
 import Foundation
 
-/// Submitting signed transactions: one (`chain submit`) or a load (`chain load`).
-enum Submitter {
-    /// Registers `identity` (a tcc1.json-style file: did, secretKeyMultibase,
-    /// operation) on the identity group unless already there.
-    static func ensureRegistered(client: MQTTClient, did: String, key: Ed25519SecretKey, operation: JSONObject, timeout: Double) async throws {
-        let q: JSON = ["kind": "did", "params": ["did": .string(did)]]
-        if let r = try? await client.request(Topics.query("identity", "did"), payload: try JCS.canonicalize(q), timeout: timeout),
-            (try? JSONParser.parse(r.payload))?["ok"]?.boolValue == true
-        {
-            return
-        }
-        let tx = try ChainTransaction.make(
-            group: "identity", sender: did, nonce: 0, op: "did.register", args: ["operation": .object(operation)], key: key, method: "\(did)#key-1")
-        let r = try await client.request(Topics.tx("identity"), payload: tx.bytes, timeout: timeout)
-        let j = try JSONParser.parse(r.payload)
-        guard j["status"]?.stringValue == "committed" || (j["error"]?.stringValue ?? "").contains("already registered") else {
-            throw CLIError("registering \(did) failed: \(j["error"]?.stringValue ?? j.compactString())")
-        }
-    }
-}
-
+/// `chain submit`: one signed transaction.
 struct ChainSubmit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submit", abstract: "Submit a signed transaction (JSON) and print its receipt once committed.",
@@ -84,7 +65,7 @@ struct ChainLoad: AsyncParsableCommand {
             }
             let key = try Ed25519SecretKey(multibase: sk)
             let client = try await brokerOptions.connect(clientPrefix: "efsc-load")
-            try await Submitter.ensureRegistered(client: client, did: did, key: key, operation: op, timeout: 20)
+            try await ChainClient(bus: client).register(PartyIdentity(did: did, key: key, operation: op), nonce: 0)
             let stats = Stats()
             let start = DateTime.currentTime()
             let total = Int(rate * seconds)

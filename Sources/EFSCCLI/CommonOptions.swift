@@ -18,10 +18,8 @@ struct ResolverOptions: ParsableArguments {
             do {
                 if let ops = j.arrayValue ?? j["operations"]?.arrayValue {
                     let objs = ops.compactMap(\.objectValue)
-                    guard let first = objs.first else { throw CLIError("\(f): empty operation log") }
-                    var h = try DIDHistory(create: first)
-                    for op in objs.dropFirst() { try h.apply(op) }
-                    r.add(h)
+                    guard !objs.isEmpty else { throw CLIError("\(f): empty operation log") }
+                    r.add(try DIDHistory(operations: objs))
                 } else if let doc = j["document"], j["operation"] == nil {
                     r.add(document: try DIDDocument(json: doc))
                 } else {

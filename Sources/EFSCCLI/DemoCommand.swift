@@ -254,11 +254,7 @@ struct DemoCommand: AsyncParsableCommand {
         for (n, did) in names {
             let res = try await chain.query("identity", "did", ["did": .string(did)])
             try Output.write("\(out)/dids/\(n).json", res.prettyString() + "\n")
-            if let ops = res["operations"]?.arrayValue?.compactMap(\.objectValue), let first = ops.first {
-                var h = try DIDHistory(create: first)
-                for o in ops.dropFirst() { try h.apply(o) }
-                resolver.add(h)
-            }
+            if let ops = res["operations"]?.arrayValue?.compactMap(\.objectValue), !ops.isEmpty { resolver.add(try DIDHistory(operations: ops)) }
         }
         r.ok("DID documents of \(names.count) parties, nodes and the TCC written from the identity chain (operation logs verified)")
         let templates = LocalTemplateStore([tit])

@@ -60,19 +60,28 @@ struct Devnet {
 
     /// Latest retained status of every TCC, by name.
     func tccStatuses(seconds: Double = 0.7) async throws -> [String: JSON] {
+        try await retained([Topics.tccStatus("+")], seconds: seconds) { j in j["name"]?.stringValue.map { ($0, "tcc") } }
+            .compactMapValues { $0["tcc"] }
+    }
+
+    /// Collects the retained JSON messages on `filters` for `seconds`, keyed
+    /// by what `key` picks from each (outer, inner); others are skipped.
+    func retained(_ filters: [String], seconds: Double, key: @escaping @Sendable (JSON) -> (String, String)?) async throws -> [String: [String: JSON]] {
         var c = try MQTTConfiguration(url: brokerURL, clientID: "efsc-devnet-\(Hex.encode(Digest.randomBytes(4)))")
         c.offlinePolicy = .failFast
         c.connectTimeout = 3
         let client = try MQTTClient(c)
         try await client.connect()
         let collected = StatusBox()
-        try await client.subscribe(Topics.tccStatus("+"), qos: .atLeastOnce) { m in
-            guard let j = try? JSONParser.parse(m.payload), let n = j["name"]?.stringValue else { return }
-            collected.set(n, "tcc", j)
+        for f in filters {
+            try await client.subscribe(f, qos: .atLeastOnce) { m in
+                guard let j = try? JSONParser.parse(m.payload), let (a, b) = key(j) else { return }
+                collected.set(a, b, j)
+            }
         }
         try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
         await client.disconnect()
-        return collected.value.compactMapValues { $0["tcc"] }
+        return collected.value
     }
 
     /// Sends `signal` and waits up to 10 s for the process to end.
@@ -88,21 +97,10 @@ struct Devnet {
 
     /// Latest retained status of every node and group.
     func statuses(seconds: Double = 0.7) async throws -> [String: [String: JSON]] {
-        var c = try MQTTConfiguration(url: brokerURL, clientID: "efsc-devnet-\(Hex.encode(Digest.randomBytes(4)))")
-        c.offlinePolicy = .failFast
-        c.connectTimeout = 3
-        let client = try MQTTClient(c)
-        try await client.connect()
-        let collected = StatusBox()
-        for g in groups {
-            try await client.subscribe(Topics.statusAll(g), qos: .atLeastOnce) { m in
-                guard let j = try? JSONParser.parse(m.payload), let node = j["node"]?.stringValue, let grp = j["group"]?.stringValue else { return }
-                collected.set(node, grp, j)
-            }
+        try await retained(groups.map { Topics.statusAll($0) }, seconds: seconds) { j in
+            guard let node = j["node"]?.stringValue, let grp = j["group"]?.stringValue else { return nil }
+            return (node, grp)
         }
-        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-        await client.disconnect()
-        return collected.value
     }
 
     final class StatusBox: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EFSCBus
+import EFSCChannel
 import EFSCContracts
 import EFSCCore
 import EFSCCredentials
@@ -18,9 +19,10 @@ struct SenderOptions: ParsableArguments {
     /// The sender's DID, key and verification method from --identity or the separate options.
     func signer() throws -> (did: String, key: Ed25519SecretKey, method: String) {
         if let identity {
-            let j = try Output.readJSON(identity)
-            guard let d = j["did"]?.stringValue, let sk = j["secretKeyMultibase"]?.stringValue else { throw CLIError("\(identity) needs did and secretKeyMultibase") }
-            do { return (d, try Ed25519SecretKey(multibase: sk), j["verificationMethod"]?.stringValue ?? "\(d)#key-1") } catch { throw CLIError("\(identity): \(error)") }
+            do {
+                let p = try PartyIdentity(json: try Output.readJSON(identity))
+                return (p.did, p.key, p.verificationMethod)
+            } catch let e as ChainError { throw CLIError("\(identity): \(e.message)") }
         }
         guard let sk = secretKey, let d = didOption else { throw CLIError("give --identity FILE, or --did and --secret-key") }
         do { return (d, try Ed25519SecretKey(multibase: sk), verificationMethod ?? "\(d)#key-1") } catch { throw CLIError("--secret-key: \(error)") }

@@ -60,6 +60,20 @@ public final class ChainClient: Sendable {
             document: doc, versionId: meta?["versionId"]?.stringValue.flatMap { Int($0) }, deactivated: meta?["deactivated"]?.boolValue ?? false)
     }
 
+    /// Registers `identity`'s DID on the identity chain unless it is there
+    /// already (idempotent: a concurrent registration counts as success).
+    public func register(_ identity: PartyIdentity, nonce: Int) async throws {
+        if (try? await resolveDID(identity.did)) != nil { return }
+        guard let op = identity.operation else { throw ChainError("\(identity.did) is not registered and the identity holds no create operation") }
+        let tx = try ChainTransaction.make(
+            group: "identity", sender: identity.did, nonce: nonce, op: "did.register", args: ["operation": .object(op)], key: identity.key,
+            method: identity.verificationMethod)
+        let r = try await submit(tx)
+        guard r["status"]?.stringValue == "committed" || (r["error"]?.stringValue ?? "").contains("already registered") else {
+            throw ChainError("registering \(identity.did) failed: \(r["error"]?.stringValue ?? r.compactString())")
+        }
+    }
+
     /// The channel record the transaction chain holds.
     public func channel(_ id: String) async throws -> JSON { try await query("transaction", "channel", ["channelId": .string(id)]) }
 

@@ -134,6 +134,13 @@ public struct DIDHistory: Sendable, Equatable {
         self.versions = [Version(version: 1, document: doc, hash: EFSCDID.documentHash(doc))]
     }
 
+    /// Replays a whole operation log (create, then updates), verifying each.
+    public init(operations ops: [JSONObject]) throws(DIDError) {
+        guard let first = ops.first else { throw .invalidOperation("empty operation log") }
+        try self.init(create: first)
+        for op in ops.dropFirst() { try apply(op) }
+    }
+
     /// Applies an `update` or `deactivate` operation.
     public mutating func apply(_ op: JSONObject) throws(DIDError) {
         guard !deactivated else { throw .deactivated(did) }

@@ -33,21 +33,13 @@ public final class Trader: @unchecked Sendable {
     // MARK: DID and template services
 
     /// Registers this identity's DID (idempotent: an already registered DID is fine).
-    public func registerDID() async throws {
-        if (try? await chain.resolveDID(me.did)) != nil { return }
-        guard let op = me.operation else { throw ChainError("\(me.did) is not registered and the identity holds no create operation") }
-        let r = try await chain.submit(try transaction("identity", "did.register", ["operation": .object(op)]))
-        guard r["status"]?.stringValue == "committed" || (r["error"]?.stringValue ?? "").contains("already registered") else {
-            throw ChainError("registering \(me.did) failed: \(r["error"]?.stringValue ?? r.compactString())")
-        }
-    }
+    public func registerDID() async throws { try await chain.register(me, nonce: nonces.next()) }
 
     /// Rotates to `newKey` (signed by the current key) and returns the new identity.
     public func rotate(to newKey: Ed25519SecretKey) async throws -> PartyIdentity {
         let r = try await chain.query("identity", "did", ["did": .string(me.did)])
-        guard let ops = r["operations"]?.arrayValue?.compactMap(\.objectValue), let first = ops.first else { throw ChainError("no operation log for \(me.did)") }
-        var h = try DIDHistory(create: first)
-        for o in ops.dropFirst() { try h.apply(o) }
+        guard let ops = r["operations"]?.arrayValue?.compactMap(\.objectValue), !ops.isEmpty else { throw ChainError("no operation log for \(me.did)") }
+        let h = try DIDHistory(operations: ops)
         let (_, op) = try EFSCDID.rotateOperation(
             current: h.current.document, version: h.current.version, currentKey: me.key, currentMethod: me.verificationMethod, newKey: newKey)
         try await submit("identity", "did.update", ["operation": .object(op)])
