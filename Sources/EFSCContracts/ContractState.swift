@@ -8,7 +8,6 @@ public final class ContractState {
     let base: ([UInt8]) -> [UInt8]?
     let baseScan: ([UInt8]) -> [(key: [UInt8], value: [UInt8])]
     private(set) var pending: [String: JSON?] = [:]
-    private var order: [String] = []
     /// Undo log: (key, value before the write; nil = key was not pending).
     private var journal: [(String, JSON??)] = []
 
@@ -34,7 +33,6 @@ public final class ContractState {
     public func set(_ key: String, _ value: JSON?) {
         let before = pending[key]
         journal.append((key, before))
-        if before == nil { order.append(key) }
         pending[key] = .some(value)
     }
 
@@ -58,13 +56,15 @@ public final class ContractState {
                 pending.updateValue(b, forKey: k)
             } else {
                 pending.removeValue(forKey: k)
-                if order.last == k { order.removeLast() } else if let i = order.lastIndex(of: k) { order.remove(at: i) }
             }
         }
     }
 
-    /// The writes so far, in first-write order.
+    /// The writes so far, one per key, in key (byte) order: the order the
+    /// state root hashes them in, and the order in which RocksDB's memtable
+    /// takes a batch fastest (each insert starts near the previous one).
     public var writes: [StateWrite] {
-        order.map { k in StateWrite(key: Array(k.utf8), value: pending[k]!.flatMap { try? JCS.canonicalize($0) }) }
+        pending.map { k, v in StateWrite(key: Array(k.utf8), value: v.flatMap { try? JCS.canonicalize($0) }) }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
     }
 }

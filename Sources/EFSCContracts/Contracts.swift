@@ -28,12 +28,13 @@ public struct Contracts {
         self.resolveTemplate = resolveTemplate
     }
 
-    /// Executes one transaction against `state` at `height`. A rejected
+    /// Executes one transaction against `state` at `height`; `index` is its
+    /// position in the block (evidence records point at it). A rejected
     /// transaction leaves no writes and gets a receipt saying why.
-    public func execute(_ tx: ChainTransaction, state: ContractState, height: UInt64) -> Receipt {
+    public func execute(_ tx: ChainTransaction, state: ContractState, height: UInt64, index: Int = 0) -> Receipt {
         let mark = state.mark()
         do {
-            let result = try run(tx, state, height)
+            let result = try run(tx, state, height, index)
             return Receipt(txHash: Hex.encode(tx.hash), ok: true, error: nil, result: result)
         } catch {
             state.reset(mark)
@@ -41,7 +42,7 @@ public struct Contracts {
         }
     }
 
-    func run(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64) throws -> JSON? {
+    func run(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64, _ index: Int) throws -> JSON? {
         guard tx.group == group else { throw ContractError("transaction is for group '\(tx.group ?? "?")', not '\(group)'") }
         guard let sender = tx.sender, DIDSyntax.isValid(sender) else { throw ContractError("sender is missing or not a DID") }
         guard let nonce = tx.nonce, nonce >= 0 else { throw ContractError("nonce is missing or negative") }
@@ -66,7 +67,7 @@ public struct Contracts {
         case ("identity", "did.update"), ("identity", "did.deactivate"): return try didUpdate(tx, s, sender, height)
         case ("identity", "template.register"): return try templateRegister(tx, s, sender, height)
         case ("transaction", "offer.publish"): return try offerPublish(tx, s, sender, height)
-        case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height)
+        case ("transaction", "evidence.submit"): return try evidenceSubmit(tx, s, sender, height, index)
         case ("transaction", "tic.record"): return try ticRecord(tx, s, sender, height)
         case ("transaction", "channel.close"): return try channelClose(tx, s, sender, height)
         case ("transaction", "channel.challenge"): return try channelChallenge(tx, s, sender, height)
@@ -227,7 +228,13 @@ public struct Contracts {
     /// Evidence of the latest TSC of a channel: `{channelId, sequence, tscHash}`,
     /// or a batch `{items: [...], root}` under the TCC's transaction signature.
     /// Later sequence numbers supersede earlier ones; a stale one is rejected.
-    func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64) throws -> JSON? {
+    ///
+    /// The state keeps only where each evidence is: `evidence/<channel>` =
+    /// `{sequence, height, tx, index}` and `evidence-hash/<tscHash>` =
+    /// `{height, tx, index}` (block height, transaction position, item).
+    /// Everything else is in the block already; `evidenceRecord` puts it back
+    /// together for queries. (Whole records here cost ≈ 600 bytes a evidence.)
+    func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64, _ txIndex: Int) throws -> JSON? {
         guard tccs.contains(sender) else { throw ContractError("\(sender) is not a TCC of this network") }
         let items: [JSONObject]
         if let list = tx.args["items"]?.arrayValue {
@@ -236,8 +243,7 @@ public struct Contracts {
         } else {
             items = [tx.args]
         }
-        var accepted: [JSON] = []
-        let txHash = JSON.string(Hex.encode(tx.hash))
+        let at: JSONObject = ["height": .number(Double(height)), "tx": .number(Double(txIndex))]
         for (i, e) in items.enumerated() {
             guard let ch = e["channelId"]?.stringValue, !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
             guard let seq = e["sequence"]?.intValue, seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
@@ -247,15 +253,30 @@ public struct Contracts {
             if let prev = s.get("evidence/\(ch)"), let ps = prev["sequence"]?.intValue, seq <= ps {
                 throw ContractError("item \(i): stale sequence \(seq) for channel \(ch) (on chain: \(ps))")
             }
-            let rec: JSON = [
-                "channelId": .string(ch), "sequence": .number(Double(seq)), "tscHash": .string(h), "tcc": .string(sender),
-                "height": .number(Double(height)), "txHash": txHash, "index": .number(Double(i)),
-            ]
-            s.set("evidence/\(ch)", rec)
-            s.set("evidence-hash/\(h)", rec)
-            accepted.append(rec)
+            var where_ = at
+            where_["index"] = .number(Double(i))
+            s.set("evidence-hash/\(h)", .object(where_))
+            where_["sequence"] = .number(Double(seq))
+            s.set("evidence/\(ch)", .object(where_))
         }
-        return ["evidences": .number(Double(accepted.count))]
+        return ["evidences": .number(Double(items.count))]
+    }
+
+    /// The full evidence record (topics.md `query evidence`) from a state
+    /// record of `evidenceSubmit` and the transaction it points at:
+    /// channelId, sequence, tscHash, tcc, height, txHash, index.
+    public static func evidenceRecord(_ at: JSON, transaction bytes: [UInt8]) throws -> JSON {
+        guard let height = at["height"]?.intValue, let index = at["index"]?.intValue, let tx = try? JSONParser.parse(bytes),
+            let args = tx["args"]?.objectValue
+        else { throw ContractError("evidence record does not point at an evidence transaction") }
+        let items = args["items"]?.arrayValue?.compactMap(\.objectValue) ?? [args]
+        guard index >= 0, index < items.count else { throw ContractError("evidence record points past its transaction's items") }
+        let e = items[index]
+        return [
+            "channelId": e["channelId"] ?? .null, "sequence": e["sequence"] ?? .null, "tscHash": e["tscHash"] ?? .null,
+            "tcc": tx["sender"] ?? .null, "height": .number(Double(height)), "txHash": .string(Digest.sha256Hex(bytes)),
+            "index": .number(Double(index)),
+        ]
     }
 
     // MARK: TIC registry

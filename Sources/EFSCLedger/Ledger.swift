@@ -78,11 +78,19 @@ public final class Ledger: @unchecked Sendable {
     /// The state root after applying `writes` to the current root.
     public func nextStateRoot(_ writes: [StateWrite]) -> [UInt8] {
         var w: [UInt8] = []
-        for x in writes.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+        w.reserveCapacity(writes.reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) + 17 })
+        for x in Self.sortedByKey(writes) {
             w += Self.be(UInt64(x.key.count)) + x.key
             if let v = x.value { w += [1] + Self.be(UInt64(v.count)) + v } else { w += [0] }
         }
         return Digest.sha256(lock.withLock { stateRoot } + Digest.sha256(w))
+    }
+
+    /// `writes` in key order (contract state hands them over sorted already;
+    /// checking costs one pass).
+    static func sortedByKey(_ writes: [StateWrite]) -> [StateWrite] {
+        let inOrder = zip(writes, writes.dropFirst()).allSatisfy { $0.key.lexicographicallyPrecedes($1.key) }
+        return inOrder ? writes : writes.sorted { $0.key.lexicographicallyPrecedes($1.key) }
     }
 
     /// Commits the next block with the state writes of its execution, atomically.
@@ -104,7 +112,7 @@ public final class Ledger: @unchecked Sendable {
         for (i, t) in block.transactions.enumerated() {
             b.put(Digest.sha256(t), Self.be(block.header.height) + Self.be(UInt64(i)), in: txindex)
         }
-        for w in writes {
+        for w in Self.sortedByKey(writes) {
             if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }
         }
         b.put(Array("height".utf8), Self.be(block.header.height), in: meta)
@@ -138,6 +146,13 @@ public final class Ledger: @unchecked Sendable {
     /// replica's durable state), written with a synced WAL.
     public func putMeta(_ key: String, _ value: [UInt8]) throws { try db.put(Array("x/\(key)".utf8), value, in: meta, sync: true) }
     public func getMeta(_ key: String) throws -> [UInt8]? { try db.get(Array("x/\(key)".utf8), in: meta) }
+    /// Several metadata puts and deletes as one atomic, synced write.
+    public func writeMeta(puts: [(String, [UInt8])], deletes: [String] = []) throws {
+        let b = WriteBatch()
+        for (k, v) in puts { b.put(Array("x/\(k)".utf8), v, in: meta) }
+        for k in deletes { b.delete(Array("x/\(k)".utf8), in: meta) }
+        try db.write(b, sync: true)
+    }
 
     public func stateScan(prefix: [UInt8], limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {
         db.scan(prefix: prefix, in: state, limit: limit)

@@ -16,6 +16,7 @@ public final class GroupRunner: @unchecked Sendable {
     let config: NodeConfig
     let client: MQTTClient
     public let ledger: Ledger
+    let consensusStore: ConsensusStore
     let contracts: Contracts
     let q: DispatchQueue
     var replica: PBFTReplica
@@ -66,9 +67,8 @@ public final class GroupRunner: @unchecked Sendable {
         pc.viewChangeTimeout = config.viewChangeTimeoutTicks
         pc.checkpointInterval = UInt64(config.checkpointInterval)
         pc.retransmitInterval = max(5, config.viewChangeTimeoutTicks / 8)
-        var durable = PBFTDurableState()
-        if let b = try ledger.getMeta("pbft") { durable = try PBFTCodec.decodeDurable(b) }
-        Self.restorePayloads(&durable, ledger: ledger)
+        consensusStore = ConsensusStore(ledger: ledger)
+        var durable = try consensusStore.load()
         // The ledger is the truth for what was executed (it is committed before
         // the replica's state is persisted again).
         if durable.lastExec < ledger.height {
@@ -88,33 +88,6 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     var memberID: String { config.nodeId }
-
-    /// The durable consensus state as stored: prepared certificates of blocks
-    /// the ledger already holds keep digest and signatures but not the block
-    /// (up to a checkpoint interval of blocks would otherwise be rewritten on
-    /// every vote).
-    static func slim(_ d: PBFTDurableState, ledgerHeight: UInt64) -> PBFTDurableState {
-        var out = d
-        for (seq, cert) in d.prepared where seq <= ledgerHeight && !cert.payload.isEmpty {
-            guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message else { continue }
-            let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: []), signature: cert.prePrepare.signature)
-            out.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
-        }
-        return out
-    }
-
-    /// After a restart: the blocks `slim` left out come back from the ledger
-    /// (checked against their digests), so view changes carry whole, verifiable
-    /// pre-prepares again.
-    static func restorePayloads(_ d: inout PBFTDurableState, ledger: Ledger) {
-        for (seq, cert) in d.prepared where cert.payload.isEmpty && cert.digest != Digest.sha256([]) {
-            guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message, let b = try? ledger.block(at: seq), Digest.sha256(b.body) == dg else {
-                continue
-            }
-            let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: b.body), signature: cert.prePrepare.signature)
-            d.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
-        }
-    }
 
     /// Largest block body a proposer packs (bytes).
     static let maxBlockBytes = 700_000
@@ -222,7 +195,7 @@ public final class GroupRunner: @unchecked Sendable {
         let txs = take.map(\.bytes)
         let state = ContractState(ledger: ledger)
         let height = ledger.height + 1
-        let receipts = take.map { ($0.tx, contracts.execute($0.tx, state: state, height: height)) }
+        let receipts = take.enumerated().map { ($1.tx, contracts.execute($1.tx, state: state, height: height, index: $0)) }
         let writes = state.writes
         let header = BlockHeader(
             group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
@@ -238,7 +211,7 @@ public final class GroupRunner: @unchecked Sendable {
         for a in actions {
             switch a {
             case .persist(let d):
-                do { try ledger.putMeta("pbft", PBFTCodec.encode(durable: Self.slim(d, ledgerHeight: ledger.height))) } catch {
+                do { try consensusStore.save(d) } catch {
                     log("cannot persist consensus state: \(error)")
                 }
             case .broadcast(let m):
@@ -303,10 +276,16 @@ public final class GroupRunner: @unchecked Sendable {
             writes = p.writes
         } else {
             let state = ContractState(ledger: ledger)
-            for t in block.transactions {
-                guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
-                let tx = ChainTransaction(json: o, blockBytes: t)
-                receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq)))
+            for (i, t) in block.transactions.enumerated() {
+                // Usually this node parsed the transaction when it reached the pool.
+                let tx: ChainTransaction
+                if let pi = poolIndex[Digest.sha256(t)], pool[pi].bytes == t {
+                    tx = pool[pi].tx
+                } else {
+                    guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
+                    tx = ChainTransaction(json: o, blockBytes: t)
+                }
+                receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq, index: i)))
             }
             writes = state.writes
         }
@@ -498,9 +477,14 @@ public final class GroupRunner: @unchecked Sendable {
         case "match":
             return .array(try Contracts.match(p, state: state))
         case "evidence":
-            if let h = p["tscHash"]?.stringValue, let e = state.get("evidence-hash/\(h)") { return e }
-            if let c = p["channelId"]?.stringValue, let e = state.get("evidence/\(c)") { return e }
-            throw ContractError("no evidence for that channel or hash")
+            var at: JSON? = nil
+            if let h = p["tscHash"]?.stringValue { at = state.get("evidence-hash/\(h)") }
+            if at == nil, let c = p["channelId"]?.stringValue { at = state.get("evidence/\(c)") }
+            guard let at, let h = at["height"]?.intValue, let t = at["tx"]?.intValue else { throw ContractError("no evidence for that channel or hash") }
+            guard let b = try ledger.block(at: UInt64(h)), t >= 0, t < b.transactions.count else {
+                throw LedgerError.corrupt("evidence points at a missing transaction (height \(h), position \(t))")
+            }
+            return try Contracts.evidenceRecord(at, transaction: b.transactions[t])
         case "channel":
             guard let c = p["channelId"]?.stringValue, let ch = state.get("channel/\(c)") else { throw ContractError("unknown channel") }
             return ch

@@ -40,6 +40,21 @@ public final class RocksDB: @unchecked Sendable {
         rocksdb_options_set_create_if_missing(opts, createIfMissing ? 1 : 0)
         rocksdb_options_set_create_missing_column_families(opts, 1)
         rocksdb_options_increase_parallelism(opts, 2)
+        // Ledgers are mostly hashes, hex and repeated JSON keys: zstd roughly
+        // halves them in table files. (The WAL is left uncompressed: it is
+        // short-lived, and compressing it cost a node ≈ 6 % of its CPU.)
+        rocksdb_options_set_compression(opts, Int32(rocksdb_zstd_compression))
+        // Contracts mostly look up keys that do not exist yet (a channel's
+        // first evidence, a fresh nonce): a Bloom filter answers those
+        // without reading every table file's index.
+        let table = rocksdb_block_based_options_create()
+        rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom_full(10))
+        rocksdb_options_set_block_based_table_factory(opts, table)
+        rocksdb_block_based_options_destroy(table)
+        // A rarely written column family would otherwise pin every old WAL file.
+        rocksdb_options_set_max_total_wal_size(opts, Self.maxTotalWALBytes)
+        rocksdb_options_set_keep_log_file_num(opts, 2)
+        rocksdb_options_set_max_log_file_size(opts, 1 << 20)
         options = opts
         var err: UnsafeMutablePointer<CChar>? = nil
         let names = ["default"] + columnFamilies.filter { $0 != "default" }
@@ -68,7 +83,24 @@ public final class RocksDB: @unchecked Sendable {
         asyncWrite = rocksdb_writeoptions_create()
     }
 
+    /// WAL files kept before the column families holding them are flushed.
+    public static let maxTotalWALBytes: UInt64 = 64 << 20
+
+    /// Writes every column family's memtable to table files and waits, so the
+    /// WAL files become obsolete (a clean close leaves no log to replay).
+    public func flush() throws {
+        let fo = rocksdb_flushoptions_create()
+        defer { rocksdb_flushoptions_destroy(fo) }
+        rocksdb_flushoptions_set_wait(fo, 1)
+        for h in handles {
+            var err: UnsafeMutablePointer<CChar>? = nil
+            rocksdb_flush_cf(db, fo, h, &err)
+            try Self.check(err, "flush")
+        }
+    }
+
     deinit {
+        try? flush()
         for h in handles { rocksdb_column_family_handle_destroy(h) }
         rocksdb_close(db)
         rocksdb_readoptions_destroy(readOptions)

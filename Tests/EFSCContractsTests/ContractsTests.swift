@@ -144,14 +144,23 @@ struct Party {
         let stale = c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h2)]), state: state, height: 6)
         #expect(stale.error == "item 0: stale sequence 10 for channel ch-1 (on chain: 10)")
         // A batch: all items or none.
-        let batch = c.execute(
-            try tcc.tx(
-                "transaction", "evidence.submit",
-                ["items": [["channelId": "ch-1", "sequence": 20, "tscHash": .string(h2)], ["channelId": "ch-2", "sequence": 1, "tscHash": .string(h1)]]]),
-            state: state, height: 7)
+        let batchTx = try tcc.tx(
+            "transaction", "evidence.submit",
+            ["items": [["channelId": "ch-1", "sequence": 20, "tscHash": .string(h2)], ["channelId": "ch-2", "sequence": 1, "tscHash": .string(h1)]]])
+        let batch = c.execute(batchTx, state: state, height: 7, index: 3)
         #expect(batch.ok)
         #expect(state.get("evidence/ch-1")?["sequence"]?.intValue == 20)
         #expect(state.get("evidence-hash/\(h2)")?["height"]?.intValue == 7)
+        // The state keeps where the evidence is; the record comes back whole from its transaction.
+        #expect(state.get("evidence/ch-2") == ["height": 7, "tx": 3, "index": 1, "sequence": 1])
+        let rec = try Contracts.evidenceRecord(try #require(state.get("evidence-hash/\(h1)")), transaction: batchTx.bytes)
+        #expect(
+            rec == [
+                "channelId": "ch-2", "sequence": 1, "tscHash": .string(h1), "tcc": .string(tcc.did), "height": 7,
+                "txHash": .string(Hex.encode(batchTx.hash)), "index": 1,
+            ])
+        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(["height": 7, "tx": 3, "index": 2], transaction: batchTx.bytes) }
+        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(["height": 7, "tx": 3, "index": 0], transaction: Array("not json".utf8)) }
         let partlyStale = c.execute(
             try tcc.tx(
                 "transaction", "evidence.submit",
