@@ -10,7 +10,9 @@ struct BenchOnchain: AsyncParsableCommand {
         abstract: "Committed evidences per second and bytes per evidence for each block size M (paper Fig. 3).",
         discussion: """
             For each M: a fresh devnet of --nodes node processes and one broker (all on this machine), then
-            `efsc chain load` submits evidence transactions of --batch evidences each at --rate for --seconds.
+            `efsc chain load` submits evidence transactions of --batch evidences each (one TCC signature per
+            transaction, as a TCC batches them) for --seconds, keeping --in-flight transactions awaiting their
+            receipts (closed loop, default max(4, min(2·M, 32))), at most --rate per second.
             Reports committed evidences per second, on-disk bytes per evidence (one node's transaction-group
             RocksDB directory after the run, divided by its evidences), and commit latency p50/p99.
             Paper: ≈1.2K evidences/s at M = 64 on a 24-core server, 1.2–1.9 KB per evidence.
@@ -19,8 +21,9 @@ struct BenchOnchain: AsyncParsableCommand {
     @Option(name: .long, help: "Nodes (3f+1).") var nodes = 4
     @Option(name: .long, help: "Comma-separated M values (transactions per block).") var m = "1,2,4,8,16,32,64,128,256"
     @Option(name: .long, help: "Seconds of load per M.") var seconds: Double = 5
-    @Option(name: .long, help: "Transactions per second offered.") var rate: Double = 400
-    @Option(name: .long, help: "Evidences per transaction (one TCC signature over a batch).") var batch = 16
+    @Option(name: .long, help: "Most transactions per second offered.") var rate: Double = 2000
+    @Option(name: .long, help: "Evidences per transaction (one TCC signature over a batch).") var batch = 256
+    @Option(name: .long, help: "Transactions awaiting receipts at once (default max(4, min(2·M, 32))).") var inFlight: Int?
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
@@ -44,7 +47,7 @@ struct BenchOnchain: AsyncParsableCommand {
                 let load = try Self.run(
                     exe,
                     ["chain", "load", "--broker", net.brokerURL, "--identity", dir + "/tcc1.json", "--rate", String(rate), "--seconds", String(seconds),
-                     "--batch", String(batch), "--json"], timeout: seconds + 120)
+                     "--batch", String(batch), "--in-flight", String(inFlight ?? max(4, min(2 * mv, 32))), "--json"], timeout: seconds + 120)
                 guard load.code == 0, let j = try? JSONParser.parse(load.out) else { throw CLIError("chain load failed: \(load.out)") }
                 _ = try Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
                 let committed = (j["committed"]?.doubleValue ?? 0) * Double(batch)

@@ -35,7 +35,8 @@ struct ChainLoad: AsyncParsableCommand {
             identity group first if needed. Each transaction carries --batch evidences (distinct channels).
             Reports submitted and committed transactions, committed evidences per second and commit latency
             p50/p99 (submit → receipt), as JSON with --json: submitted, committed, rejected, evidencesPerSecond,
-            commitP50Millis, commitP99Millis, seconds.
+            commitP50Millis, commitP99Millis, seconds. With --in-flight the load is closed-loop (at most that many
+            transactions awaiting receipts, still at most --rate per second) and submission stops after --seconds.
             """)
     @OptionGroup var brokerOptions: BrokerOptions
     @Option(name: .long, help: "Chain group (evidence lives on transaction).") var group = "transaction"
@@ -44,6 +45,10 @@ struct ChainLoad: AsyncParsableCommand {
     @Option(name: .long, help: "Evidences per transaction.") var batch = 1
     @Option(name: .long, help: "TCC identity file (did, secretKeyMultibase, operation).") var identity: String
     @Option(name: .long, help: "Seconds to wait for the last receipts.") var drain: Double = 15
+    @Option(
+        name: .long,
+        help: "At most this many transactions awaiting their receipts (0: no limit). With a limit the load is closed-loop: it finds the chain's capacity without an ever-growing queue.")
+    var inFlight = 0
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     final class Stats: @unchecked Sendable {
@@ -52,12 +57,13 @@ struct ChainLoad: AsyncParsableCommand {
         var rejected = 0
         var latencies: [Double] = []
         var firstError: String?
+        var outstanding = 0
     }
 
     func run() async throws {
         try await exitOnError(code: 1) {
-            guard rate > 0, rate <= 1_000_000, seconds > 0, (1...4096).contains(batch) else {
-                throw CLIError("--rate must be in (0, 1e6], --seconds > 0, --batch 1...4096")
+            guard rate > 0, rate <= 1_000_000, seconds > 0, (1...4096).contains(batch), inFlight >= 0 else {
+                throw CLIError("--rate must be in (0, 1e6], --seconds > 0, --batch 1...4096, --in-flight ≥ 0")
             }
             let id = try Output.readJSON(identity)
             guard let did = id["did"]?.stringValue, let sk = id["secretKeyMultibase"]?.stringValue, let op = id["operation"]?.objectValue else {
@@ -71,11 +77,18 @@ struct ChainLoad: AsyncParsableCommand {
             let total = Int(rate * seconds)
             let run = Hex.encode(Digest.randomBytes(4))
             let baseNonce = Int(start * 1000) * 1000
+            var submitted = 0
             try await withThrowingTaskGroup(of: Void.self) { g in
                 for i in 0..<total {
                     let due = start + Double(i) / rate
                     let wait = due - DateTime.currentTime()
                     if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+                    if inFlight > 0 {
+                        while stats.lock.withLock({ stats.outstanding }) >= inFlight { try await Task.sleep(nanoseconds: 500_000) }
+                        // Closed loop: stop at the end of the time, not of the count.
+                        if DateTime.currentTime() - start > seconds { break }
+                    }
+                    submitted += 1
                     let items: [JSON] = (0..<batch).map { k in
                         [
                             "channelId": .string("load-\(run)-\(i)-\(k)"), "sequence": 1,
@@ -87,7 +100,9 @@ struct ChainLoad: AsyncParsableCommand {
                         group: group, sender: did, nonce: baseNonce + i, op: "evidence.submit", args: args, key: key, method: "\(did)#key-1")
                     let sent = DateTime.currentTime()
                     let timeout = drain + seconds
+                    stats.lock.withLock { stats.outstanding += 1 }
                     g.addTask {
+                        defer { stats.lock.withLock { stats.outstanding -= 1 } }
                         do {
                             let r = try await client.request(Topics.tx(group), payload: tx.bytes, timeout: timeout)
                             let j = try JSONParser.parse(r.payload)
@@ -112,7 +127,7 @@ struct ChainLoad: AsyncParsableCommand {
             let (c, rj, lat, err) = stats.lock.withLock { (stats.committed, stats.rejected, stats.latencies.sorted(), stats.firstError) }
             func pct(_ p: Double) -> Double { lat.isEmpty ? 0 : lat[min(lat.count - 1, Int(Double(lat.count) * p))] }
             let out: JSON = [
-                "submitted": .number(Double(total)), "committed": .number(Double(c)), "rejected": .number(Double(rj)),
+                "submitted": .number(Double(submitted)), "committed": .number(Double(c)), "rejected": .number(Double(rj)),
                 "evidencesPerSecond": .number((Double(c * batch) / elapsed).rounded()), "commitP50Millis": .number((pct(0.5) * 10).rounded() / 10),
                 "commitP99Millis": .number((pct(0.99) * 10).rounded() / 10), "seconds": .number((elapsed * 100).rounded() / 100),
                 "firstError": err.map(JSON.string) ?? .null,
@@ -120,7 +135,7 @@ struct ChainLoad: AsyncParsableCommand {
             if json {
                 Output.line(out.compactString())
             } else {
-                Output.line("submitted \(total), committed \(c), rejected \(rj) in \(String(format: "%.1f", elapsed)) s: \(Int(Double(c * batch) / elapsed)) evidences/s, commit p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms\(err.map { "; first error: \($0)" } ?? "")")
+                Output.line("submitted \(submitted), committed \(c), rejected \(rj) in \(String(format: "%.1f", elapsed)) s: \(Int(Double(c * batch) / elapsed)) evidences/s, commit p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms\(err.map { "; first error: \($0)" } ?? "")")
             }
         }
     }

@@ -65,6 +65,6 @@ public final class ContractState {
     /// takes a batch fastest (each insert starts near the previous one).
     public var writes: [StateWrite] {
         pending.map { k, v in StateWrite(key: Array(k.utf8), value: v.flatMap { try? JCS.canonicalize($0) }) }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .sorted(by: StateWrite.keyPrecedes)
     }
 }

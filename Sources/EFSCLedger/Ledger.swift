@@ -1,4 +1,7 @@
 import EFSCCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import EFSCStore
 
 /// Why a block could not be committed or read.
@@ -29,6 +32,19 @@ public struct StateWrite: Sendable, Hashable {
     public init(key: [UInt8], value: [UInt8]?) {
         self.key = key
         self.value = value
+    }
+
+    /// Byte order of keys (RocksDB's order), with memcmp: the generic
+    /// `lexicographicallyPrecedes` was ≈ 6 % of a node's CPU in sorting a
+    /// block's writes.
+    public static func keyPrecedes(_ a: StateWrite, _ b: StateWrite) -> Bool {
+        a.key.withUnsafeBufferPointer { x in
+            b.key.withUnsafeBufferPointer { y in
+                let n = min(x.count, y.count)
+                let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+                return c != 0 ? c < 0 : x.count < y.count
+            }
+        }
     }
 }
 
@@ -89,8 +105,8 @@ public final class Ledger: @unchecked Sendable {
     /// `writes` in key order (contract state hands them over sorted already;
     /// checking costs one pass).
     static func sortedByKey(_ writes: [StateWrite]) -> [StateWrite] {
-        let inOrder = zip(writes, writes.dropFirst()).allSatisfy { $0.key.lexicographicallyPrecedes($1.key) }
-        return inOrder ? writes : writes.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        let inOrder = zip(writes, writes.dropFirst()).allSatisfy { StateWrite.keyPrecedes($0, $1) }
+        return inOrder ? writes : writes.sorted(by: StateWrite.keyPrecedes)
     }
 
     /// Commits the next block with the state writes of its execution, atomically.
@@ -139,6 +155,9 @@ public final class Ledger: @unchecked Sendable {
         guard let b = try block(at: h), i < b.transactions.count else { throw LedgerError.corrupt("transaction index points past block \(h)") }
         return (h, i, b, b.inclusionProof(index: i))
     }
+
+    /// Moves everything written so far from the WAL into table files.
+    public func flush() throws { try db.flush() }
 
     public func stateValue(_ key: [UInt8]) throws -> [UInt8]? { try db.get(key, in: state) }
 

@@ -112,10 +112,14 @@ public final class GroupRunner: @unchecked Sendable {
         q.async { self.publishStatus(force: true) }
     }
 
+    /// Stops ticking and writes the ledger's memtables to table files, so a
+    /// clean stop leaves no WAL to replay (and the data directory at its
+    /// compressed size).
     func stop() {
         q.sync {
             timer?.cancel()
             timer = nil
+            do { try ledger.flush() } catch { log("\(group): flush on stop failed: \(error)") }
         }
     }
 

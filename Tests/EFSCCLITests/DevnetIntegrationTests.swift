@@ -67,6 +67,10 @@ extension NetworkSuites {
         // Commits happen, and every node has the same blocks.
         let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "2", "--json"])
         #expect(load.json?["committed"]?.intValue == 80, "\(load.out)")
+        // Closed loop: at most two transactions await receipts, so far fewer than the rate allows go out.
+        let closed = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "1000", "--seconds", "1", "--in-flight", "2", "--batch", "8", "--json"])
+        let sent = closed.json?["submitted"]?.intValue ?? 0
+        #expect(sent >= 2 && sent < 1000 && closed.json?["committed"]?.intValue == sent, "\(closed.out)")
         var s = try converged(dir, nodes: nodes, min: 1)
         let before = transaction(s, "node1")
         let block = try efsc(["chain", "block", "--broker", broker, "--group", "transaction", "--height", String(before.height), "--node", "node3", "--json"])
@@ -119,6 +123,11 @@ extension NetworkSuites {
         // Nothing committed was lost: every node verifies its ledger offline after shutdown.
         #expect(try efsc(["devnet", "down", "--dir", dir]).code == 0)
         for n in nodes {
+            // A clean stop flushed the ledger: no write-ahead log is left to replay.
+            let ledgerDir = "\(dir)/\(n)/data/transaction"
+            let wal = try FileManager.default.contentsOfDirectory(atPath: ledgerDir).filter { $0.hasSuffix(".log") }
+                .map { (try? FileManager.default.attributesOfItem(atPath: ledgerDir + "/" + $0)[.size] as? Int) ?? 0 }.reduce(0, +)
+            #expect(wal < 4096, "\(n): \(wal) bytes of WAL after a clean stop")
             let v = try efsc(["ledger", "verify", "--dir", "\(dir)/\(n)/data/transaction", "--json"])
             #expect(v.code == 0, "\(n): \(v.out)")
             #expect((v.json?["height"]?.intValue ?? 0) >= target)

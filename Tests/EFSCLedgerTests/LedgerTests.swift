@@ -124,4 +124,16 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
         #expect(l.height == 1)
         #expect(throws: LedgerError.self) { try l.commit(good, writes: []) }
     }
+
+    @Test func stateWritesOrderByBytesAndTheRootIgnoresArrivalOrder() throws {
+        func w(_ k: [UInt8]) -> StateWrite { StateWrite(key: k, value: [1]) }
+        let keys: [[UInt8]] = [[0x61, 0x62], [0x61], [], [0xff], [0x61, 0x00], [0x7f, 0xff]]
+        let sorted = keys.map(w).sorted(by: StateWrite.keyPrecedes).map(\.key)
+        #expect(sorted == [[], [0x61], [0x61, 0x00], [0x61, 0x62], [0x7f, 0xff], [0xff]])
+        #expect(!StateWrite.keyPrecedes(w([0x61]), w([0x61])))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-order-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let l = try Ledger(path: dir, group: "g")
+        #expect(l.nextStateRoot(keys.map(w)) == l.nextStateRoot(keys.reversed().map(w)))
+    }
 }
