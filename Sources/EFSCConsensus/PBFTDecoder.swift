@@ -16,6 +16,12 @@ extension PBFTCodec {
         return w.b
     }
 
+    /// The smallest nested signed message: kind, sender, the smallest body
+    /// (prepare/commit/checkpoint, 48 bytes) and the signature's length. The
+    /// signature may be any length here; verification judges it, so a short
+    /// one is reported as a bad signature rather than as a decoding error.
+    static let minNestedBytes = 55
+
     struct Reader {
         let b: [UInt8]
         var i = 0
@@ -27,7 +33,9 @@ extension PBFTCodec {
         mutating func uint(_ n: Int) throws -> UInt64 { try take(n).reduce(0) { $0 << 8 | UInt64($1) } }
         mutating func count(_ minItemBytes: Int) throws -> Int {
             let c = Int(try uint(4))
-            guard c <= (b.count - i) / max(1, minItemBytes) else { throw PBFTDecodingError(message: "count \(c) exceeds the data") }
+            guard c <= (b.count - i) / max(1, minItemBytes) else {
+                throw PBFTDecodingError(message: "a list of \(c) items at byte \(i) cannot fit in the \(b.count - i) bytes left (truncated or corrupt)")
+            }
             return c
         }
     }
@@ -70,12 +78,12 @@ extension PBFTCodec {
         case 5:
             let nv = try r.uint(8), ss = try r.uint(8), sd = try r.take(32)
             var proof: [SignedMessage] = []
-            for _ in 0..<(try r.count(60)) { proof.append(try nested(&r, depth: depth)) }
+            for _ in 0..<(try r.count(minNestedBytes)) { proof.append(try nested(&r, depth: depth)) }
             var prepared: [PreparedCertificate] = []
-            for _ in 0..<(try r.count(60)) {
+            for _ in 0..<(try r.count(minNestedBytes)) {
                 let pp = try nested(&r, depth: depth)
                 var ps: [SignedMessage] = []
-                for _ in 0..<(try r.count(60)) { ps.append(try nested(&r, depth: depth)) }
+                for _ in 0..<(try r.count(minNestedBytes)) { ps.append(try nested(&r, depth: depth)) }
                 prepared.append(PreparedCertificate(prePrepare: pp, prepares: ps))
             }
             return .viewChange(newView: nv, stableSeq: ss, stableDigest: sd, checkpointProof: proof, prepared: prepared)
@@ -83,9 +91,9 @@ extension PBFTCodec {
             let v = try r.uint(8)
             _ = try r.uint(8)
             var vcs: [SignedMessage] = []
-            for _ in 0..<(try r.count(60)) { vcs.append(try nested(&r, depth: depth)) }
+            for _ in 0..<(try r.count(minNestedBytes)) { vcs.append(try nested(&r, depth: depth)) }
             var pps: [SignedMessage] = []
-            for _ in 0..<(try r.count(60)) { pps.append(try nested(&r, depth: depth)) }
+            for _ in 0..<(try r.count(minNestedBytes)) { pps.append(try nested(&r, depth: depth)) }
             return .newView(view: v, viewChanges: vcs, prePrepares: pps)
         default:
             throw PBFTDecodingError(message: "unknown message type \(kind)")
@@ -124,10 +132,10 @@ extension PBFTCodec {
         d.changingView = try r.uint(1) == 1
         d.lastExec = try r.uint(8)
         d.lastExecDigest = try r.take(32)
-        for _ in 0..<(try r.count(60)) { d.lastExecCert.append(try nested(&r, depth: 0)) }
+        for _ in 0..<(try r.count(minNestedBytes)) { d.lastExecCert.append(try nested(&r, depth: 0)) }
         d.stableSeq = try r.uint(8)
         d.stableDigest = try r.take(32)
-        for _ in 0..<(try r.count(60)) { d.stableProof.append(try nested(&r, depth: 0)) }
+        for _ in 0..<(try r.count(minNestedBytes)) { d.stableProof.append(try nested(&r, depth: 0)) }
         for _ in 0..<(try r.count(40)) { d.executed[try r.uint(8)] = try r.take(32) }
         for k in 0..<2 {
             for _ in 0..<(try r.count(48)) {
@@ -136,10 +144,10 @@ extension PBFTCodec {
                 if k == 0 { d.prepareVotes[key] = x } else { d.commitVotes[key] = x }
             }
         }
-        for _ in 0..<(try r.count(60)) {
+        for _ in 0..<(try r.count(minNestedBytes)) {
             let pp = try nested(&r, depth: 0)
             var ps: [SignedMessage] = []
-            for _ in 0..<(try r.count(60)) { ps.append(try nested(&r, depth: 0)) }
+            for _ in 0..<(try r.count(minNestedBytes)) { ps.append(try nested(&r, depth: 0)) }
             let c = PreparedCertificate(prePrepare: pp, prepares: ps)
             d.prepared[c.seq] = c
         }

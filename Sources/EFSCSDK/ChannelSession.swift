@@ -41,6 +41,12 @@ public final class ChannelSession: @unchecked Sendable {
     public private(set) var lastEnd: Double?
     public private(set) var latest: VerifiableCredential?
     var admittedWaiter: CheckedContinuation<Void, Error>?
+    /// When this session last answered a challenge: no new hello goes out
+    /// while that answer may still be in the TCC's hands. (A second hello
+    /// meant a second admission, and the TCC re-sends the waiting proposal
+    /// on every admission: the consumer countersigned it twice.)
+    var answeredAt = 0.0
+    static let answerGraceSeconds = 5.0
     var tscWaiters: [Int: CheckedContinuation<VerifiableCredential, Error>] = [:]
     var subscription: UInt32?
     public private(set) var closedState: JSON?
@@ -101,12 +107,15 @@ public final class ChannelSession: @unchecked Sendable {
             lock.withLock {
                 admittedWaiter?.resume(throwing: ChainError("superseded by a new authentication"))
                 admittedWaiter = c
+                answeredAt = 0
             }
             Task {
                 // Hello until admitted: the TCC may not have heard of the channel yet.
                 while DateTime.currentTime() < deadline {
                     guard self.lock.withLock({ self.admittedWaiter != nil }) else { return }
-                    try? await self.send(ChannelMessage(.hello, channel: self.terms.channelId, ["did": .string(self.me.did)]))
+                    if DateTime.currentTime() - self.lock.withLock({ self.answeredAt }) > Self.answerGraceSeconds {
+                        try? await self.send(ChannelMessage(.hello, channel: self.terms.channelId, ["did": .string(self.me.did)]))
+                    }
                     try? await Task.sleep(nanoseconds: 1_000_000_000)
                 }
                 self.lock.withLock { self.admittedWaiter.take() }?.resume(
@@ -180,6 +189,7 @@ public final class ChannelSession: @unchecked Sendable {
             guard msg["did"]?.stringValue == me.did, lock.withLock({ admittedWaiter != nil }) else { return }
             do {
                 let a = try ChannelAuth.answer(msg, key: me.keyAgreementKey, did: me.did)
+                lock.withLock { answeredAt = DateTime.currentTime() }
                 Task { try? await self.send(a) }
                 if let t = msg["tcc"]?.stringValue { lock.withLock { tcc = t } }
             } catch {
@@ -217,6 +227,9 @@ public final class ChannelSession: @unchecked Sendable {
             let waiter = lock.withLock { () -> CheckedContinuation<VerifiableCredential, Error>? in
                 refusals += 1
                 lastRefusal = text
+                // A consumer's countersignature refused as stale was a
+                // duplicate of one the TCC already took: its TSC is coming.
+                if code == "stale" && role == .consumer { return nil }
                 if let s = msg["sequence"]?.intValue { return tscWaiters.removeValue(forKey: s) }
                 if code == "not-admitted", let k = tscWaiters.keys.min() { return tscWaiters.removeValue(forKey: k) }
                 return nil

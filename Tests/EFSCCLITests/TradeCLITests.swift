@@ -55,10 +55,11 @@ extension NetworkSuites {
             arguments: ["trade", "settle", "--identity", "\(dir)/consumer.json", "--channel", channel, "--count", "4", "--json", "--broker", broker] + wallet,
             outputPath: consumerOut)
         let prov = try efsc(["trade", "settle", "--identity", "\(dir)/provider.json", "--channel", channel, "--count", "4", "--no-wait", "--usage", "0.0002", "--json"] + wallet)
-        #expect(prov.json?["lastSequence"]?.intValue == 4, "\(prov.out)")
         #expect(consumer.wait(timeout: 60))
-        let cj = try JSONParser.parse(try String(contentsOfFile: consumerOut, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? "")
-        #expect(cj["role"] == "consumer" && cj["lastSequence"]?.intValue == 4)
+        let consumerText = (try? String(contentsOfFile: consumerOut, encoding: .utf8)) ?? ""
+        #expect(prov.json?["lastSequence"]?.intValue == 4, "provider: \(prov.out); consumer: \(consumerText)")
+        let cj = try JSONParser.parse(consumerText.split(separator: "\n").last.map(String.init) ?? "")
+        #expect(cj["role"] == "consumer" && cj["lastSequence"]?.intValue == 4, "\(consumerText)")
         // Show and verify against the chain.
         var show = try efsc(["trade", "show", "--channel", channel, "--json"] + wallet)
         for _ in 0..<30 where (show.json?["evidence"]?["sequence"]?.intValue ?? 0) < 4 {

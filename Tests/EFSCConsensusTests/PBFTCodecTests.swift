@@ -36,4 +36,23 @@ import Testing
         huge += [0xFF, 0xFF, 0xFF, 0xFF]
         #expect(throws: PBFTDecodingError.self) { try PBFTCodec.decode(huge) }
     }
+
+    /// A short signature is the verifier's business: the codec keeps it, so
+    /// the replica reports it as a bad signature, not as a corrupt encoding.
+    @Test func shortSignaturesDecodeAndFailOnlyVerification() throws {
+        let short = SignedMessage(sender: 1, message: .prepare(view: 0, seq: 1, digest: Array(repeating: 3, count: 32)), signature: [9])
+        var d = PBFTDurableState()
+        d.lastExecCert = [short, short, short]
+        let pp = SignedMessage(sender: 0, message: .prePrepare(view: 0, seq: 1, digest: Array(repeating: 3, count: 32), payload: []), signature: [])
+        d.prepared[1] = PreparedCertificate(prePrepare: pp, prepares: [short, short])
+        #expect(try PBFTCodec.decodeDurable(PBFTCodec.encode(durable: d)) == d)
+        let wire = PBFTCodec.encode(group: "g", short)
+        #expect(try PBFTCodec.decode(wire).message == short)
+        do {
+            _ = try PBFTCodec.decodeDurable(Array(PBFTCodec.encode(durable: d).dropLast(5)))
+            Issue.record("a truncated state decoded")
+        } catch let e as PBFTDecodingError {
+            #expect(e.message.contains("truncated") || e.message.contains("cannot fit"), "\(e.message)")
+        }
+    }
 }
