@@ -56,8 +56,13 @@ public final class ChainClient: Sendable {
         guard let d = r["didDocument"] else { throw ChainError("the identity chain returned no document for \(did)") }
         let doc = try DIDDocument(json: d)
         let meta = r["didDocumentMetadata"]
+        // The operation log gives the earlier versions (each operation is
+        // signed, so they are checked as they are replayed).
+        let earlier = (r["operations"]?.arrayValue?.compactMap(\.objectValue)).flatMap { try? DIDHistory(operations: $0) }
+            .map { h in h.versions.dropLast().map(\.document) } ?? []
         return DIDResolution(
-            document: doc, versionId: meta?["versionId"]?.stringValue.flatMap { Int($0) }, deactivated: meta?["deactivated"]?.boolValue ?? false)
+            document: doc, versionId: meta?["versionId"]?.stringValue.flatMap { Int($0) }, deactivated: meta?["deactivated"]?.boolValue ?? false,
+            earlierDocuments: earlier)
     }
 
     /// Registers `identity`'s DID on the identity chain unless it is there

@@ -11,6 +11,8 @@ public struct ProofCheck: Sendable, Equatable {
     public let signer: String?
     /// `nil` when the proof verified; otherwise why not.
     public let failure: String?
+    /// The key came from an earlier version of the signer's DID document.
+    public var earlierKey = false
 
     public var ok: Bool { failure == nil }
 
@@ -25,6 +27,9 @@ public struct ProofVerifier: Sendable {
     public let resolver: any DIDResolver
     public let publicKey: Ed25519PublicKey?
     public let now: Double?
+    /// Whether a key only an earlier version of the signer's document holds
+    /// counts (see `DIDResolver.signingKey(for:relationship:acceptingEarlierVersions:)`).
+    public var acceptEarlierKeys = false
 
     public init(resolver: any DIDResolver = DIDKeyResolver(), publicKey: Ed25519PublicKey? = nil, now: Double? = nil) {
         self.resolver = resolver
@@ -56,6 +61,7 @@ public struct ProofVerifier: Sendable {
         let purpose = proof["proofPurpose"]?.stringValue ?? ""
         let key: Ed25519PublicKey
         var signer: String? = nil
+        var earlier = false
         if let pk = publicKey {
             key = pk
             signer = DIDSyntax.isValid(DIDSyntax.did(ofURL: vm)) ? DIDSyntax.did(ofURL: vm) : nil
@@ -64,9 +70,10 @@ public struct ProofVerifier: Sendable {
                 return fail("proofPurpose '\(purpose)' is not a verification relationship")
             }
             do {
-                let r = try await resolver.signingKey(for: vm, relationship: rel)
+                let r = try await resolver.signingKey(for: vm, relationship: rel, acceptingEarlierVersions: acceptEarlierKeys)
                 key = r.key
                 signer = r.did
+                earlier = r.earlier
             } catch {
                 return fail("cannot use verification method \(vm): \(error)")
             }
@@ -76,6 +83,8 @@ public struct ProofVerifier: Sendable {
         } catch {
             return fail(error.description, signer: signer)
         }
-        return ProofCheck(index: index, id: id, verificationMethod: vm, signer: signer, failure: nil)
+        var ok = ProofCheck(index: index, id: id, verificationMethod: vm, signer: signer, failure: nil)
+        ok.earlierKey = earlier
+        return ok
     }
 }

@@ -82,7 +82,7 @@ public struct TradeVerification: Sendable {
             fail(equation, step, "\(c.label) is by \(c.signer ?? "?"), not the \(role) \(signer)")
             return nil
         }
-        pass(equation, step, "\(c.label) by \(c.signer ?? "?")")
+        pass(equation, step, "\(c.label) by \(c.signer ?? "?")" + (c.earlierKey ? " (with a key of an earlier version of its DID document)" : ""))
         return c
     }
 
@@ -339,13 +339,18 @@ public enum TSC {
             return r
         }
         r.pass(2, "claim", "channel \(claim["channelId"]?.stringValue ?? "?") sequence \(claim["sequence"]?.intValue ?? 0)")
+        // An issued TSC's TCC proof was made after the TCC checked both
+        // parties' proofs with their then-current keys: a party key rotated
+        // out since still counts (as on chain). Without that proof, it does not.
+        var partyVerifier = verifier
+        partyVerifier.acceptEarlierKeys = stage == .issued
         for (pid, who, did) in [(providerProofID, "provider", provider), (consumerProofID, "consumer", consumer)] {
             if stage == .proposed && who == "consumer" { break }
             guard let i = proofs.firstIndex(where: { $0["id"]?.stringValue == pid }) else {
                 r.fail(2, "\(who)-proof", "no proof by the \(who)")
                 return r
             }
-            guard await r.checkProof(verifier, vc, index: i, equation: 2, step: "\(who)-proof", signer: did, role: who) != nil else { return r }
+            guard await r.checkProof(partyVerifier, vc, index: i, equation: 2, step: "\(who)-proof", signer: did, role: who) != nil else { return r }
         }
         return r
     }

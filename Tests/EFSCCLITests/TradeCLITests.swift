@@ -75,6 +75,13 @@ extension NetworkSuites {
         // Key rotation keeps the DID; the identity file now holds key-2.
         let rot = try efsc(["did", "rotate", "--identity", "\(dir)/provider.json", "--json"])
         #expect(rot.json?["verificationMethod"]?.stringValue == "\(provider)#key-2", "\(rot.out)")
+        // A TSC the provider signed with key-1 still verifies against the chain after the rotation.
+        var again = try efsc(["tsc", "verify", tsc4, "--json"])
+        for _ in 0..<20 where !again.out.contains("earlier version") {
+            usleep(250_000)  // the chain resolver caches documents briefly; the rotation must have committed
+            again = try efsc(["tsc", "verify", tsc4, "--json"])
+        }
+        #expect(again.code == 0 && again.json?["valid"] == true && again.out.contains("earlier version"), "\(again.out)")
         // Close unilaterally with the latest TSC and finalize.
         let close = try efsc(["trade", "close", "--identity", "\(dir)/consumer.json", "--channel", channel, "--unilateral", "--finalize", "--json"] + wallet)
         #expect(close.json?["state"] == "closed" && close.json?["finalSequence"]?.intValue == 4, "\(close.out)")

@@ -13,14 +13,19 @@ struct Parties {
     let tccDID: String
     let resolver = LocalDIDResolver()
     let templates = LocalTemplateStore()
+    /// Each DID's create operation (to extend its history in tests).
+    let creates: [String: JSONObject]
 
     init() throws {
         var dids: [String] = []
+        var ops: [String: JSONObject] = [:]
         for k in [provider, consumer, tcc] {
             let (did, _, op) = try EFSCDID.createOperation(network: "test", key: k)
             resolver.add(try DIDHistory(create: op))
             dids.append(did)
+            ops[did] = op
         }
+        creates = ops
         providerDID = dids[0]
         consumerDID = dids[1]
         tccDID = dids[2]
@@ -46,6 +51,29 @@ struct Parties {
 }
 
 @Suite struct TSCTests {
+    /// A TSC signed before its provider rotated keys still verifies (the
+    /// TCC's proof vouches for the then-current key), and says so; a TSC
+    /// without the TCC's proof gets no such allowance.
+    @Test func aTSCSignedBeforeAKeyRotationStillVerifies() async throws {
+        let p = try Parties()
+        let tsc = try await p.issuedTSC()
+        let joint = VerifiableCredential(json: {
+            var j = tsc.json
+            j["proof"] = .array(tsc.proofs.filter { $0["id"]?.stringValue != TSC.tccProofID }.map { .object($0) })
+            return j
+        }())
+        var h = try DIDHistory(create: p.creates[p.providerDID]!)
+        let (_, rot) = try EFSCDID.rotateOperation(
+            current: h.current.document, version: 1, currentKey: p.provider, currentMethod: p.vm(p.providerDID), newKey: Ed25519SecretKey())
+        try h.apply(rot)
+        p.resolver.add(h)
+        let r = await TSC.verify(tsc, resolver: p.resolver, templates: p.templates)
+        #expect(r.ok, "\(r.summary)")
+        #expect(r.steps.first { $0.name == "provider-proof" }?.detail.contains("earlier version") == true)
+        let rj = await TSC.verify(joint, resolver: p.resolver, templates: p.templates, stage: .jointlySigned)
+        #expect(!rj.ok && rj.failedStep?.name == "provider-proof", "\(rj.summary)")
+    }
+
     @Test func fullSettlementVerifies() async throws {
         let p = try Parties()
         let tsc = try await p.issuedTSC()
