@@ -24,7 +24,9 @@ struct BenchChannels: AsyncParsableCommand {
             on one core), and their ratio. Targets on the reference 2-core machine: ≥ 5K settlements/s with 1000
             channels, p99 ≤ 20 ms, ratio ≤ 1.5. Everything shares the machine: 4 nodes, broker, TCC and both parties.
             JSON: channels, settlementsPerSecond, p50Millis, p99Millis, tccCpuMicrosPerSettlement,
-            cryptoMicrosPerSettlement, ratio (plus offeredRate, settlements, seconds, errors).
+            cryptoMicrosPerSettlement, ratio (plus offeredRate, settlements, seconds, errors, and
+            tccCryptoMicrosPerSettlement / ratioUnderLoad: the TCC's own thread-CPU account of its
+            cryptography during the load, from its status topic, and the TCC CPU against that).
             """)
     @Option(name: .long, help: "Open channels.") var channels = 1000
     @Option(name: .long, help: "Seconds of measured load.") var seconds: Double = 10
@@ -115,6 +117,13 @@ struct BenchChannels: AsyncParsableCommand {
             }
             // The cryptography a TCC cannot avoid, on one core, for one of these TSCs.
             let crypto = try await cryptoMicros(pairs[0].0, consumer: consumer.me)
+            // The TCC's own account of its cryptography under this load (thread CPU time).
+            let tccStatus = Guarded<JSON?>(nil)
+            _ = try await bus.subscribe(Topics.tccStatus("tcc1"), qos: .atMostOnce) { m in
+                if let j = try? JSONParser.parse(m.payload) { tccStatus.withLock { $0 = j } }
+            }
+            try await Task.sleep(nanoseconds: 1_200_000_000)
+            let status0 = tccStatus.withLock { $0 }
             progress("load: \(Int(rate)) settlements/s over \(channels) channels for \(seconds) s")
             let stats = Stats()
             let perChannel = rate / Double(channels)
@@ -150,7 +159,12 @@ struct BenchChannels: AsyncParsableCommand {
             }
             let elapsed = DateTime.currentTime() - t0
             let cpu1 = Self.cpuMicros(tccPID)
+            try await Task.sleep(nanoseconds: 1_200_000_000)
+            let status1 = tccStatus.withLock { $0 }
             await bus.disconnect()
+            let ds = (status1?["settlements"]?.doubleValue ?? 0) - (status0?["settlements"]?.doubleValue ?? 0)
+            let dc = (status1?["cryptoMicros"]?.doubleValue ?? 0) - (status0?["cryptoMicros"]?.doubleValue ?? 0)
+            let tccCrypto = ds > 0 ? dc / ds : 0
             let lat = stats.lock.withLock { stats.latencies.sorted() }
             func pct(_ q: Double) -> Double { lat.isEmpty ? 0 : (lat[min(lat.count - 1, Int(Double(lat.count) * q))] * 10).rounded() / 10 }
             let n = lat.count
@@ -158,7 +172,10 @@ struct BenchChannels: AsyncParsableCommand {
             let out: JSON = [
                 "channels": .number(Double(channels)), "settlementsPerSecond": .number((Double(n) / elapsed).rounded()), "p50Millis": .number(pct(0.5)),
                 "p99Millis": .number(pct(0.99)), "tccCpuMicrosPerSettlement": .number(tccCPU.rounded()), "cryptoMicrosPerSettlement": .number(crypto.rounded()),
-                "ratio": .number(crypto > 0 ? (tccCPU / crypto * 100).rounded() / 100 : 0), "offeredRate": .number(rate), "settlements": .number(Double(n)),
+                "ratio": .number(crypto > 0 ? (tccCPU / crypto * 100).rounded() / 100 : 0),
+                "tccCryptoMicrosPerSettlement": .number(tccCrypto.rounded()),
+                "ratioUnderLoad": .number(tccCrypto > 0 ? (tccCPU / tccCrypto * 100).rounded() / 100 : 0),
+                "offeredRate": .number(rate), "settlements": .number(Double(n)),
                 "seconds": .number((elapsed * 100).rounded() / 100), "errors": .number(Double(stats.errors)),
                 "firstError": stats.firstError.map(JSON.string) ?? .null,
             ]
@@ -166,7 +183,7 @@ struct BenchChannels: AsyncParsableCommand {
                 Output.line(out.compactString())
             } else {
                 Output.line(
-                    "\(channels) channels: \(out["settlementsPerSecond"]!.intValue ?? 0) settlements/s (offered \(Int(rate))), latency p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms; TCC CPU \(Int(tccCPU)) µs/settlement vs its cryptography \(Int(crypto)) µs: ratio \(out["ratio"]!.compactString())\(stats.errors > 0 ? "; \(stats.errors) errors, first: \(stats.firstError ?? "")" : "")")
+                    "\(channels) channels: \(out["settlementsPerSecond"]!.intValue ?? 0) settlements/s (offered \(Int(rate))), latency p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms; TCC CPU \(Int(tccCPU)) µs/settlement vs its cryptography \(Int(crypto)) µs: ratio \(out["ratio"]!.compactString()) (vs the \(Int(tccCrypto)) µs the TCC's cryptography took under this load: \(out["ratioUnderLoad"]!.compactString()))\(stats.errors > 0 ? "; \(stats.errors) errors, first: \(stats.firstError ?? "")" : "")")
             }
         }
     }

@@ -60,7 +60,9 @@ public struct ChannelMessage: Sendable {
 /// user name a party gets under `secure.conf`.
 public enum PartyName {
     public static func of(_ did: String) -> String {
-        String(did.split(separator: ":").last ?? Substring(did))
+        // Called for every channel message: no array of components.
+        guard let i = did.utf8.lastIndex(of: UInt8(ascii: ":")) else { return did }
+        return String(did[did.utf8.index(after: i)...])
     }
 }
 

@@ -17,3 +17,11 @@ public final class Lock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// A value behind its own lock, for state shared between queues and tasks.
+public final class Guarded<T>: @unchecked Sendable {
+    private let lock = Lock()
+    private var value: T
+    public init(_ v: T) { value = v }
+    public func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
+}

@@ -498,11 +498,3 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
 }
-
-/// A value behind a lock, for state read from other groups' queues.
-final class Guarded<T>: @unchecked Sendable {
-    private let lock = Lock()
-    private var value: T
-    init(_ v: T) { value = v }
-    func withLock<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
-}

@@ -182,8 +182,10 @@ extension TCC {
             }
             var unsigned = doc
             unsigned["proof"] = nil
+            let c0 = ThreadCPU.micros()
             let h = try Self.inputHash(unsigned, p)
             try verify(ch, provider, inputHash: h, proof: p)
+            countCrypto(since: c0)
             let s = claim["sequence"]!.intValue!
             ch.pending = (s, unsigned, p, claim["final"]?.boolValue == true, h)
             // Forwarded as received: the consumer checks the same bytes.
@@ -213,10 +215,12 @@ extension TCC {
             doc["proof"] = nil
             guard doc == p.unsigned else { throw ChainError("the countersigned credential differs from the proposal") }
             // Both proofs of the set sign the same document when their contexts agree.
+            let c0 = ThreadCPU.micros()
             let h = proofs[1]["@context"] == p.providerProof["@context"] ? p.inputHash : try Self.inputHash(doc, proofs[1])
             try verify(ch, consumer, inputHash: h, proof: proofs[1])
             doc["proof"] = .array([.object(proofs[0]), .object(proofs[1])])
             let tsc = try TSC.issueVerified(VerifiableCredential(json: doc), tccKey: config.identity.key, tccMethod: config.identity.verificationMethod)
+            countCrypto(since: c0)
             let bytes = try JCS.canonicalize(.object(tsc.json))
             let hash = Digest.sha256Hex(bytes)
             ch.pending = nil
@@ -247,5 +251,10 @@ extension TCC {
         } catch {
             refuse(ch, party: party, "\(error)", code: "invalid", sequence: seq)
         }
+    }
+
+    func countCrypto(since start: Double) {
+        let d = ThreadCPU.micros() - start
+        lock.withLock { stats.cryptoMicros += d }
     }
 }

@@ -88,6 +88,10 @@ public final class TCC: @unchecked Sendable {
         public var rejected = 0
         public var evidences = 0
         public var evidenceTransactions = 0
+        /// Thread CPU time spent in settlement cryptography (proof hashes
+        /// with their JCS canonicalization, verifications, the TCC's
+        /// signature), so the overhead around it can be measured under load.
+        public var cryptoMicros = 0.0
     }
 
     var stats = Stats()
@@ -378,7 +382,8 @@ public final class TCC: @unchecked Sendable {
             "tcc": .string(did), "name": .string(config.name), "openChannels": .number(Double(n)), "settlements": .number(Double(s.settlements)),
             "admitted": .number(Double(s.admitted)), "authFailures": .number(Double(s.authFailures)), "rejected": .number(Double(s.rejected)),
             "evidences": .number(Double(s.evidences)), "evidenceTransactions": .number(Double(s.evidenceTransactions)),
-            "pendingEvidence": .number(Double(pe)), "evidenceFactor": .number(Double(f)), "time": .string(DateTime.now()),
+            "pendingEvidence": .number(Double(pe)), "evidenceFactor": .number(Double(f)), "cryptoMicros": .number(s.cryptoMicros.rounded()),
+            "time": .string(DateTime.now()),
         ]
     }
 

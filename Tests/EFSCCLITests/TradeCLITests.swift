@@ -100,6 +100,9 @@ extension NetworkSuites {
         }
         #expect(j["channels"]?.intValue == 6 && (j["settlements"]?.intValue ?? 0) > 30 && j["errors"]?.intValue == 0, "\(r.out)")
         #expect((j["cryptoMicrosPerSettlement"]?.doubleValue ?? 0) > 0 && (j["tccCpuMicrosPerSettlement"]?.doubleValue ?? 0) > 0)
+        // The TCC's own account of its cryptography: positive, and below its whole CPU per settlement.
+        let inTCC = j["tccCryptoMicrosPerSettlement"]?.doubleValue ?? 0
+        #expect(inTCC > 0 && inTCC < (j["tccCpuMicrosPerSettlement"]?.doubleValue ?? 0) && (j["ratioUnderLoad"]?.doubleValue ?? 0) > 1, "\(r.out)")
     }
 }
 }
