@@ -34,15 +34,16 @@ struct VersionCommand: ParsableCommand {
 /// Entry point used by the `efsc` executable.
 public enum EFSCMain {
     public static func main() async {
-        keepFreedMemory()
+
         await EFSCCommand.main()
     }
 }
 
-/// Nodes and TCCs build and drop buffers of hundreds of kilobytes per block
+/// Nodes build and drop buffers of hundreds of kilobytes per block
 /// (pre-prepares, block bodies, write batches). glibc serves those with fresh
 /// mmap'd or trimmed pages that the kernel must zero on every touch, which
 /// cost a node ≈ 9 % of its CPU in page faults. Keep freed memory for reuse.
+/// (Nodes only: for the TCC and the parties it showed no gain.)
 func keepFreedMemory() {
     #if os(Linux)
     // <malloc.h> is not in the Glibc module; these are its stable values.

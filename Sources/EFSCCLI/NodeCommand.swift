@@ -19,6 +19,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     func run() async throws {
         LogSetup.bootstrap()
+        keepFreedMemory()
         let node = try await exitOnError(code: 2) { () async throws -> Node in
             let cfg: NodeConfig
             do { cfg = try NodeConfig(json: try Output.readJSON(config)) } catch let e as CLIError { throw e } catch { throw CLIError("\(config): \(error)") }
