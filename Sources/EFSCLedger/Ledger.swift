@@ -165,6 +165,10 @@ public final class Ledger: @unchecked Sendable {
     /// replica's durable state), written with a synced WAL.
     public func putMeta(_ key: String, _ value: [UInt8]) throws { try db.put(Array("x/\(key)".utf8), value, in: meta, sync: true) }
     public func getMeta(_ key: String) throws -> [UInt8]? { try db.get(Array("x/\(key)".utf8), in: meta) }
+    /// Names of the metadata keys that start with `prefix`.
+    public func metaKeys(prefix: String) -> [String] {
+        db.scan(prefix: Array("x/\(prefix)".utf8), in: meta).map { String(decoding: $0.key.dropFirst(2), as: UTF8.self) }
+    }
     /// Several metadata puts and deletes as one atomic, synced write.
     public func writeMeta(puts: [(String, [UInt8])], deletes: [String] = []) throws {
         let b = WriteBatch()

@@ -58,6 +58,7 @@ final class ConsensusStore {
     /// The stored state with its blocks put back (from the ledger, or from
     /// the uncommitted blocks stored beside it), each checked against its
     /// digest. A certificate whose block is found nowhere stays digest-only.
+    /// Stored blocks no certificate names any more are deleted.
     func load() throws -> PBFTDurableState {
         guard let bytes = try ledger.getMeta(Self.stateKey) else { return PBFTDurableState() }
         var d = try PBFTCodec.decodeDurable(bytes)
@@ -74,6 +75,11 @@ final class ConsensusStore {
             let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: body), signature: cert.prePrepare.signature)
             d.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
         }
+        // A crash between storing a block and the save that drops it (a view
+        // change that abandoned the block) leaves it behind: remove those.
+        let wanted = Set(storedPayloads.keys.map(Self.payloadKey))
+        let orphans = ledger.metaKeys(prefix: Self.payloadPrefix).filter { !wanted.contains($0) }
+        if !orphans.isEmpty { try ledger.writeMeta(puts: [], deletes: orphans) }
         return d
     }
 }

@@ -77,4 +77,20 @@ import Testing
         #expect(back.prepared[1]?.payload.isEmpty == true, "a block that fails its digest stays out")
         #expect(back.prepared[1]?.digest == Digest.sha256(pending))
     }
+
+    @Test func storedBlocksNoCertificateNamesAreDeletedOnLoad() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-durable-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ledger = try Ledger(path: dir, group: "transaction")
+        let kept = Array("still prepared".utf8)
+        var d = PBFTDurableState()
+        d.prepared[1] = cert(1, kept)
+        try ConsensusStore(ledger: ledger).save(d)
+        // As if a crash came between storing a block and the save that drops it.
+        let orphan = ConsensusStore.payloadKey(Digest.sha256(Array("abandoned by a view change".utf8)))
+        try ledger.writeMeta(puts: [(orphan, Array("abandoned by a view change".utf8))])
+        #expect(try ConsensusStore(ledger: ledger).load() == d)
+        #expect(try ledger.getMeta(orphan) == nil)
+        #expect(ledger.metaKeys(prefix: ConsensusStore.payloadPrefix) == [ConsensusStore.payloadKey(Digest.sha256(kept))])
+    }
 }
