@@ -1,6 +1,10 @@
 import EFSCCore
 import EFSCLedger
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Contract state as JSON values under string keys, read from the ledger
 /// and overlaid with the writes of the block being executed. Writes become
 /// `StateWrite`s (key UTF-8, value canonical JSON) for `Ledger.commit`.
@@ -64,7 +68,30 @@ public final class ContractState {
     /// state root hashes them in, and the order in which RocksDB's memtable
     /// takes a batch fastest (each insert starts near the previous one).
     public var writes: [StateWrite] {
-        pending.map { k, v in StateWrite(key: Array(k.utf8), value: v.flatMap { try? JCS.canonicalize($0) }) }
-            .sorted(by: StateWrite.keyPrecedes)
+        // Sorted as indices over one flat buffer of key bytes: sorting the
+        // writes themselves retained and released their arrays at every move
+        // (≈ 7 % of a node's CPU on a block of evidences).
+        let entries = pending.map { (key: Array($0.key.utf8), value: $0.value) }
+        var flat: [UInt8] = []
+        flat.reserveCapacity(entries.reduce(0) { $0 + $1.key.count })
+        var spans: [(start: Int, count: Int)] = []
+        spans.reserveCapacity(entries.count)
+        for e in entries {
+            spans.append((flat.count, e.key.count))
+            flat.append(contentsOf: e.key)
+        }
+        var order = Array(entries.indices)
+        flat.withUnsafeBufferPointer { fb in
+            spans.withUnsafeBufferPointer { sb in
+                order.sort { a, b in
+                    let x = sb[a]
+                    let y = sb[b]
+                    let n = min(x.count, y.count)
+                    let c = n == 0 ? 0 : memcmp(fb.baseAddress! + x.start, fb.baseAddress! + y.start, n)
+                    return c != 0 ? c < 0 : x.count < y.count
+                }
+            }
+        }
+        return order.map { i in StateWrite(key: entries[i].key, value: entries[i].value.flatMap { try? JCS.canonicalize($0) }) }
     }
 }

@@ -192,6 +192,13 @@ struct Party {
         p.nonce = 0
     }
 
+    @Test func writesComeInKeyByteOrder() {
+        let s = ContractState()
+        for k in ["b", "é", "ab", "a", "Z", "a\u{0}", "e"] { s.set(k, 1) }
+        let keys = s.writes.map(\.key)
+        #expect(keys == [Array("Z".utf8), Array("a".utf8), Array("a\u{0}".utf8), Array("ab".utf8), Array("b".utf8), Array("e".utf8), Array("é".utf8)])
+    }
+
     @Test func undoRestoresDeletesAndOverwrites() {
         let s = ContractState(memory: ["a": 1])
         s.set("a", nil)
