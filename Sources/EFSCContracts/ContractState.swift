@@ -8,12 +8,16 @@ import Glibc
 /// Contract state as JSON values under string keys, read from the ledger
 /// and overlaid with the writes of the block being executed. Writes become
 /// `StateWrite`s (key UTF-8, value canonical JSON) for `Ledger.commit`.
+///
+/// Keys are compared as UTF-8 bytes, as RocksDB compares them. (Swift's
+/// String equality is canonical equivalence: "é" and "e\u{301}" would be one
+/// key here and two in the ledger.)
 public final class ContractState {
     let base: ([UInt8]) -> [UInt8]?
     let baseScan: ([UInt8]) -> [(key: [UInt8], value: [UInt8])]
-    private(set) var pending: [String: JSON?] = [:]
+    private(set) var pending: [[UInt8]: JSON?] = [:]
     /// Undo log: (key, value before the write; nil = key was not pending).
-    private var journal: [(String, JSON??)] = []
+    private var journal: [([UInt8], JSON??)] = []
 
     public init(ledger: Ledger) {
         base = { try? ledger.stateValue($0) }
@@ -29,25 +33,28 @@ public final class ContractState {
     }
 
     public func get(_ key: String) -> JSON? {
-        if let p = pending[key] { return p }
-        guard let b = base(Array(key.utf8)) else { return nil }
+        let k = Array(key.utf8)
+        if let p = pending[k] { return p }
+        guard let b = base(k) else { return nil }
         return try? JSONParser.parse(b)
     }
 
     public func set(_ key: String, _ value: JSON?) {
-        let before = pending[key]
-        journal.append((key, before))
-        pending[key] = .some(value)
+        let k = Array(key.utf8)
+        let before = pending[k]
+        journal.append((k, before))
+        pending[k] = .some(value)
     }
 
-    /// Keys with `prefix`, committed and pending, in key order.
+    /// Keys with `prefix` (a byte prefix), committed and pending, in key byte order.
     public func scan(prefix: String) -> [(String, JSON)] {
-        var out: [String: JSON] = [:]
-        for (k, v) in baseScan(Array(prefix.utf8)) {
-            if let j = try? JSONParser.parse(v) { out[String(decoding: k, as: UTF8.self)] = j }
+        let p = Array(prefix.utf8)
+        var out: [[UInt8]: JSON] = [:]
+        for (k, v) in baseScan(p) {
+            if let j = try? JSONParser.parse(v) { out[k] = j }
         }
-        for (k, v) in pending where k.hasPrefix(prefix) { out[k] = v ?? nil }
-        return out.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        for (k, v) in pending where k.starts(with: p) { out[k] = v ?? nil }
+        return out.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { (String(decoding: $0.key, as: UTF8.self), $0.value) }
     }
 
     /// A point to undo a rejected transaction's partial writes back to
@@ -71,7 +78,7 @@ public final class ContractState {
         // Sorted as indices over one flat buffer of key bytes: sorting the
         // writes themselves retained and released their arrays at every move
         // (≈ 7 % of a node's CPU on a block of evidences).
-        let entries = pending.map { (key: Array($0.key.utf8), value: $0.value) }
+        let entries = pending.map { (key: $0.key, value: $0.value) }
         var flat: [UInt8] = []
         flat.reserveCapacity(entries.reduce(0) { $0 + $1.key.count })
         var spans: [(start: Int, count: Int)] = []

@@ -197,6 +197,11 @@ struct Party {
         for k in ["b", "é", "ab", "a", "Z", "a\u{0}", "e"] { s.set(k, 1) }
         let keys = s.writes.map(\.key)
         #expect(keys == [Array("Z".utf8), Array("a".utf8), Array("a\u{0}".utf8), Array("ab".utf8), Array("b".utf8), Array("e".utf8), Array("é".utf8)])
+        // Canonically equivalent but different bytes: two keys, as in RocksDB.
+        s.set("e\u{301}", 2)
+        #expect(s.writes.count == 8)
+        #expect(s.get("é") == 1 && s.get("e\u{301}") == 2)
+        #expect(s.scan(prefix: "e").map(\.0).map { Array($0.utf8) } == [Array("e".utf8), Array("e\u{301}".utf8)])
     }
 
     @Test func undoRestoresDeletesAndOverwrites() {
