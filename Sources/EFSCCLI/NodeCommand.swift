@@ -47,3 +47,22 @@ enum LogSetup {
 
     static func bootstrap() { _ = once }
 }
+
+/// Nodes build and drop buffers of hundreds of kilobytes per block
+/// (pre-prepares, block bodies, write batches). glibc serves those with fresh
+/// mmap'd or trimmed pages that the kernel must zero on every touch, which
+/// cost a node ≈ 9 % of its CPU in page faults. Keep freed memory for reuse.
+/// (Nodes only: for the TCC and the parties it showed no gain.)
+func keepFreedMemory() {
+    #if os(Linux)
+    // <malloc.h> is not in the Glibc module; these are its stable values.
+    let M_TRIM_THRESHOLD: Int32 = -1
+    let M_MMAP_THRESHOLD: Int32 = -3
+    _ = glibcMallopt(M_MMAP_THRESHOLD, 32 << 20)
+    _ = glibcMallopt(M_TRIM_THRESHOLD, 128 << 20)
+    #endif
+}
+
+#if os(Linux)
+@_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif

@@ -57,9 +57,10 @@ public final class ChainClient: Sendable {
         let doc = try DIDDocument(json: d)
         let meta = r["didDocumentMetadata"]
         // The operation log gives the earlier versions (each operation is
-        // signed, so they are checked as they are replayed).
-        let earlier = (r["operations"]?.arrayValue?.compactMap(\.objectValue)).flatMap { try? DIDHistory(operations: $0) }
-            .map { h in h.versions.dropLast().map(\.document) } ?? []
+        // signed, so they are checked as they are replayed). A DID never
+        // updated has none: no replay for the common case.
+        let ops = r["operations"]?.arrayValue?.compactMap(\.objectValue) ?? []
+        let earlier = ops.count > 1 ? ((try? DIDHistory(operations: ops))?.versions.dropLast().map(\.document) ?? []) : []
         return DIDResolution(
             document: doc, versionId: meta?["versionId"]?.stringValue.flatMap { Int($0) }, deactivated: meta?["deactivated"]?.boolValue ?? false,
             earlierDocuments: earlier)

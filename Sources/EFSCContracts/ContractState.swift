@@ -1,10 +1,6 @@
 import EFSCCore
 import EFSCLedger
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Contract state as JSON values under string keys, read from the ledger
 /// and overlaid with the writes of the block being executed. Writes become
 /// `StateWrite`s (key UTF-8, value canonical JSON) for `Ledger.commit`.
@@ -91,11 +87,9 @@ public final class ContractState {
         flat.withUnsafeBufferPointer { fb in
             spans.withUnsafeBufferPointer { sb in
                 order.sort { a, b in
-                    let x = sb[a]
-                    let y = sb[b]
-                    let n = min(x.count, y.count)
-                    let c = n == 0 ? 0 : memcmp(fb.baseAddress! + x.start, fb.baseAddress! + y.start, n)
-                    return c != 0 ? c < 0 : x.count < y.count
+                    StateWrite.bytesPrecede(
+                        UnsafeBufferPointer(rebasing: fb[sb[a].start..<sb[a].start + sb[a].count]),
+                        UnsafeBufferPointer(rebasing: fb[sb[b].start..<sb[b].start + sb[b].count]))
                 }
             }
         }

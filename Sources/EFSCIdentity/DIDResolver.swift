@@ -34,11 +34,8 @@ extension DIDResolver {
     /// Resolves the DID of `url` and returns the key it names, checked against
     /// `relationship`. Deactivated DIDs authorize nothing.
     public func signingKey(for url: String, relationship: VerificationRelationship) async throws -> (did: String, key: Ed25519PublicKey) {
-        let did = DIDSyntax.did(ofURL: url)
-        guard DIDSyntax.isValid(did) else { throw DIDError.invalidDID(did) }
-        let r = try await resolve(did)
-        if r.deactivated { throw DIDError.deactivated(did) }
-        return (did, try r.document.signingKey(url, for: relationship))
+        let r = try await signingKey(for: url, relationship: relationship, acceptingEarlierVersions: false)
+        return (r.did, r.key)
     }
 
     /// Like `signingKey(for:relationship:)`, but a key that only an earlier

@@ -38,13 +38,14 @@ public struct StateWrite: Sendable, Hashable {
     /// `lexicographicallyPrecedes` was ≈ 6 % of a node's CPU in sorting a
     /// block's writes.
     public static func keyPrecedes(_ a: StateWrite, _ b: StateWrite) -> Bool {
-        a.key.withUnsafeBufferPointer { x in
-            b.key.withUnsafeBufferPointer { y in
-                let n = min(x.count, y.count)
-                let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
-                return c != 0 ? c < 0 : x.count < y.count
-            }
-        }
+        a.key.withUnsafeBufferPointer { x in b.key.withUnsafeBufferPointer { y in bytesPrecede(x, y) } }
+    }
+
+    /// Byte order of two keys in place (no copies, no reference counting).
+    public static func bytesPrecede(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = min(x.count, y.count)
+        let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+        return c != 0 ? c < 0 : x.count < y.count
     }
 }
 
@@ -162,8 +163,7 @@ public final class Ledger: @unchecked Sendable {
     public func stateValue(_ key: [UInt8]) throws -> [UInt8]? { try db.get(key, in: state) }
 
     /// Node-private metadata kept with the ledger (e.g. the consensus
-    /// replica's durable state), written with a synced WAL.
-    public func putMeta(_ key: String, _ value: [UInt8]) throws { try db.put(Array("x/\(key)".utf8), value, in: meta, sync: true) }
+    /// replica's durable state); `writeMeta` writes it with a synced WAL.
     public func getMeta(_ key: String) throws -> [UInt8]? { try db.get(Array("x/\(key)".utf8), in: meta) }
     /// Names of the metadata keys that start with `prefix`.
     public func metaKeys(prefix: String) -> [String] {

@@ -18,8 +18,8 @@ final class ConsensusStore {
     let ledger: Ledger
     static let stateKey = "pbft"
     static let payloadPrefix = "pbft-payload/"
-    /// Digests of the uncommitted blocks stored, with their sequence numbers.
-    private(set) var storedPayloads: [[UInt8]: UInt64] = [:]
+    /// Digests of the uncommitted blocks stored.
+    private(set) var storedPayloads: Set<[UInt8]> = []
 
     init(ledger: Ledger) { self.ledger = ledger }
 
@@ -27,12 +27,16 @@ final class ConsensusStore {
     /// signatures, none keeps its block.
     static func slim(_ d: PBFTDurableState) -> PBFTDurableState {
         var out = d
-        for (seq, cert) in d.prepared where !cert.payload.isEmpty {
-            guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message else { continue }
-            let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: []), signature: cert.prePrepare.signature)
-            out.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
-        }
+        for (seq, cert) in d.prepared where !cert.payload.isEmpty { out.prepared[seq] = with(cert, payload: []) }
         return out
+    }
+
+    /// `cert` with its pre-prepare carrying `payload` (signatures unchanged:
+    /// they sign the digest, not the block).
+    static func with(_ cert: PreparedCertificate, payload: [UInt8]) -> PreparedCertificate {
+        guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message else { return cert }
+        let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: payload), signature: cert.prePrepare.signature)
+        return PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
     }
 
     static func payloadKey(_ digest: [UInt8]) -> String { payloadPrefix + Hex.encode(digest) }
@@ -45,14 +49,11 @@ final class ConsensusStore {
         let height = ledger.height
         for (seq, cert) in d.prepared where seq > height && !cert.payload.isEmpty {
             keep.insert(cert.digest)
-            if storedPayloads[cert.digest] == nil {
-                puts.append((Self.payloadKey(cert.digest), cert.payload))
-                storedPayloads[cert.digest] = seq
-            }
+            if storedPayloads.insert(cert.digest).inserted { puts.append((Self.payloadKey(cert.digest), cert.payload)) }
         }
-        let drop = storedPayloads.filter { !keep.contains($0.key) }
-        for k in drop.keys { storedPayloads.removeValue(forKey: k) }
-        try ledger.writeMeta(puts: puts, deletes: drop.keys.map(Self.payloadKey))
+        let drop = storedPayloads.subtracting(keep)
+        storedPayloads.subtract(drop)
+        try ledger.writeMeta(puts: puts, deletes: drop.map(Self.payloadKey))
     }
 
     /// The stored state with its blocks put back (from the ledger, or from
@@ -63,21 +64,17 @@ final class ConsensusStore {
         guard let bytes = try ledger.getMeta(Self.stateKey) else { return PBFTDurableState() }
         var d = try PBFTCodec.decodeDurable(bytes)
         for (seq, cert) in d.prepared where cert.payload.isEmpty && cert.digest != Digest.sha256([]) {
-            guard case .prePrepare(let v, let q, let dg, _) = cert.prePrepare.message else { continue }
-            var body: [UInt8]? = nil
+            let dg = cert.digest
             if let b = try? ledger.block(at: seq), Digest.sha256(b.body) == dg {
-                body = b.body
+                d.prepared[seq] = Self.with(cert, payload: b.body)
             } else if let p = try ledger.getMeta(Self.payloadKey(dg)), Digest.sha256(p) == dg {
-                body = p
-                storedPayloads[dg] = seq
+                d.prepared[seq] = Self.with(cert, payload: p)
+                storedPayloads.insert(dg)
             }
-            guard let body else { continue }
-            let pp = SignedMessage(sender: cert.prePrepare.sender, message: .prePrepare(view: v, seq: q, digest: dg, payload: body), signature: cert.prePrepare.signature)
-            d.prepared[seq] = PreparedCertificate(prePrepare: pp, prepares: cert.prepares)
         }
         // A crash between storing a block and the save that drops it (a view
         // change that abandoned the block) leaves it behind: remove those.
-        let wanted = Set(storedPayloads.keys.map(Self.payloadKey))
+        let wanted = Set(storedPayloads.map(Self.payloadKey))
         let orphans = ledger.metaKeys(prefix: Self.payloadPrefix).filter { !wanted.contains($0) }
         if !orphans.isEmpty { try ledger.writeMeta(puts: [], deletes: orphans) }
         return d
