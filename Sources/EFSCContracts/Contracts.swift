@@ -229,9 +229,10 @@ public struct Contracts {
     /// or a batch `{items: [...], root}` under the TCC's transaction signature.
     /// Later sequence numbers supersede earlier ones; a stale one is rejected.
     ///
-    /// The state keeps only where each evidence is: `evidence/<channel>` =
-    /// `{sequence, height, tx, index}` and `evidence-hash/<tscHash>` =
-    /// `{height, tx, index}` (block height, transaction position, item).
+    /// The state keeps only where each evidence is (`EvidenceLocation`):
+    /// `evidence/<channel>` = height, tx, index and sequence, and
+    /// `evidence-hash/<tscHash>` = height, tx, index (block height,
+    /// transaction position, item).
     /// Everything else is in the block already; `evidenceRecord` puts it back
     /// together for queries. (Whole records here cost ≈ 600 bytes a evidence.)
     func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64, _ txIndex: Int) throws -> JSON? {
@@ -243,21 +244,20 @@ public struct Contracts {
         } else {
             items = [tx.args]
         }
-        let at: JSONObject = ["height": .number(Double(height)), "tx": .number(Double(txIndex))]
         for (i, e) in items.enumerated() {
             guard let ch = e["channelId"]?.stringValue, !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
             guard let seq = e["sequence"]?.intValue, seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
             guard let h = e["tscHash"]?.stringValue, h.utf8.count == 64, Hex.decode(h) != nil else {
                 throw ContractError("item \(i): tscHash must be 64 hex digits")
             }
-            if let prev = s.get("evidence/\(ch)"), let ps = prev["sequence"]?.intValue, seq <= ps {
+            let channelKey = "evidence/\(ch)"
+            if let ps = s.getBytes(channelKey).flatMap(EvidenceLocation.init(decoding:))?.sequence, seq <= ps {
                 throw ContractError("item \(i): stale sequence \(seq) for channel \(ch) (on chain: \(ps))")
             }
-            var where_ = at
-            where_["index"] = .number(Double(i))
-            s.set("evidence-hash/\(h)", .object(where_))
-            where_["sequence"] = .number(Double(seq))
-            s.set("evidence/\(ch)", .object(where_))
+            var at = EvidenceLocation(height: height, tx: txIndex, index: i)
+            s.setBytes("evidence-hash/\(h)", at.encoded)
+            at.sequence = seq
+            s.setBytes(channelKey, at.encoded)
         }
         return ["evidences": .number(Double(items.count))]
     }
@@ -265,9 +265,9 @@ public struct Contracts {
     /// The full evidence record (topics.md `query evidence`) from a state
     /// record of `evidenceSubmit` and the transaction it points at:
     /// channelId, sequence, tscHash, tcc, height, txHash, index.
-    public static func evidenceRecord(_ at: JSON, transaction bytes: [UInt8]) throws -> JSON {
-        guard let height = at["height"]?.intValue, let index = at["index"]?.intValue, let tx = try? JSONParser.parse(bytes),
-            let args = tx["args"]?.objectValue
+    public static func evidenceRecord(_ at: EvidenceLocation, transaction bytes: [UInt8]) throws -> JSON {
+        let height = at.height, index = at.index
+        guard let tx = try? JSONParser.parse(bytes), let args = tx["args"]?.objectValue
         else { throw ContractError("evidence record does not point at an evidence transaction") }
         let items = args["items"]?.arrayValue?.compactMap(\.objectValue) ?? [args]
         guard index >= 0, index < items.count else { throw ContractError("evidence record points past its transaction's items") }
@@ -417,7 +417,7 @@ public struct Contracts {
         guard ch["state"]?.stringValue == "open" else { throw ContractError("channel \(id) is \(ch["state"]?.stringValue ?? "?"), not open") }
         guard let tj = tx.args["tsc"]?.objectValue else { throw ContractError("channel.close needs args.tsc (the latest TSC)") }
         let seq = try verifyTSC(tj, channel: .object(ch), s)
-        if let ev = s.get("evidence/\(id)"), let es = ev["sequence"]?.intValue, seq < es {
+        if let es = s.getBytes("evidence/\(id)").flatMap(EvidenceLocation.init(decoding:))?.sequence, seq < es {
             throw ContractError("stale TSC \(seq): evidence of \(es) is already on chain")
         }
         if kind == "cooperative" && tj["credentialSubject"]?["final"]?.boolValue != true {

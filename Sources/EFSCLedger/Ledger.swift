@@ -96,9 +96,19 @@ public final class Ledger: @unchecked Sendable {
     public func nextStateRoot(_ writes: [StateWrite]) -> [UInt8] {
         var w: [UInt8] = []
         w.reserveCapacity(writes.reduce(0) { $0 + $1.key.count + ($1.value?.count ?? 0) + 17 })
+        // Appended in place: building each frame from temporary arrays was
+        // three allocations per write.
+        func be(_ v: Int) { for s in stride(from: 56, through: 0, by: -8) { w.append(UInt8(truncatingIfNeeded: UInt64(v) >> UInt64(s))) } }
         for x in Self.sortedByKey(writes) {
-            w += Self.be(UInt64(x.key.count)) + x.key
-            if let v = x.value { w += [1] + Self.be(UInt64(v.count)) + v } else { w += [0] }
+            be(x.key.count)
+            w.append(contentsOf: x.key)
+            if let v = x.value {
+                w.append(1)
+                be(v.count)
+                w.append(contentsOf: v)
+            } else {
+                w.append(0)
+            }
         }
         return Digest.sha256(lock.withLock { stateRoot } + Digest.sha256(w))
     }

@@ -481,12 +481,14 @@ public final class GroupRunner: @unchecked Sendable {
         case "match":
             return .array(try Contracts.match(p, state: state))
         case "evidence":
-            var at: JSON? = nil
-            if let h = p["tscHash"]?.stringValue { at = state.get("evidence-hash/\(h)") }
-            if at == nil, let c = p["channelId"]?.stringValue { at = state.get("evidence/\(c)") }
-            guard let at, let h = at["height"]?.intValue, let t = at["tx"]?.intValue else { throw ContractError("no evidence for that channel or hash") }
-            guard let b = try ledger.block(at: UInt64(h)), t >= 0, t < b.transactions.count else {
-                throw LedgerError.corrupt("evidence points at a missing transaction (height \(h), position \(t))")
+            var stored: [UInt8]? = nil
+            if let h = p["tscHash"]?.stringValue { stored = state.getBytes("evidence-hash/\(h)") }
+            if stored == nil, let c = p["channelId"]?.stringValue { stored = state.getBytes("evidence/\(c)") }
+            guard let stored else { throw ContractError("no evidence for that channel or hash") }
+            guard let at = EvidenceLocation(decoding: stored) else { throw LedgerError.corrupt("evidence record does not decode") }
+            let t = at.tx
+            guard let b = try ledger.block(at: at.height), t < b.transactions.count else {
+                throw LedgerError.corrupt("evidence points at a missing transaction (height \(at.height), position \(t))")
             }
             return try Contracts.evidenceRecord(at, transaction: b.transactions[t])
         case "channel":

@@ -135,12 +135,30 @@ struct Party {
         #expect(throws: ContractError.self) { try Contracts.match(["resourceType": "gpu", "quantity": 0], state: state) }
     }
 
+    @Test func evidenceLocationBytesRoundTripAndReadJSONRecords() {
+        let a = EvidenceLocation(height: 1 << 40, tx: 255, index: 4095)
+        let b = EvidenceLocation(height: 7, tx: 0, index: 3, sequence: 1 << 33)
+        #expect(a.encoded.count == 17 && b.encoded.count == 25)
+        #expect(EvidenceLocation(decoding: a.encoded) == a)
+        #expect(EvidenceLocation(decoding: b.encoded) == b)
+        // Ledgers written before the byte format hold JSON records.
+        #expect(EvidenceLocation(decoding: Array(#"{"height":7,"index":3,"sequence":9,"tx":0}"#.utf8)) == EvidenceLocation(height: 7, tx: 0, index: 3, sequence: 9))
+        #expect(EvidenceLocation(decoding: Array(#"{"height":7,"index":3,"tx":0}"#.utf8))?.sequence == nil)
+        // Anything else is not a location.
+        #expect(EvidenceLocation(decoding: []) == nil)
+        #expect(EvidenceLocation(decoding: Array(a.encoded.dropLast())) == nil)
+        #expect(EvidenceLocation(decoding: [2] + Array(a.encoded.dropFirst())) == nil)
+        #expect(EvidenceLocation(decoding: Array(#"{"height":-1,"index":3,"tx":0}"#.utf8)) == nil)
+        #expect(EvidenceLocation(decoding: Array(#"{"height":"#.utf8)) == nil)
+    }
+
     @Test func evidenceSupersedesAndRejectsStale() throws {
         var (c, state, provider, _, tcc) = try setup()
         let h1 = Hex.encode(Digest.sha256([1]))
         let h2 = Hex.encode(Digest.sha256([2]))
         #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h1)]), state: state, height: 5).ok)
-        #expect(state.get("evidence/ch-1")?["sequence"]?.intValue == 10)
+        func location(_ key: String) -> EvidenceLocation? { state.getBytes(key).flatMap(EvidenceLocation.init(decoding:)) }
+        #expect(location("evidence/ch-1")?.sequence == 10)
         let stale = c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h2)]), state: state, height: 6)
         #expect(stale.error == "item 0: stale sequence 10 for channel ch-1 (on chain: 10)")
         // A batch: all items or none.
@@ -149,25 +167,26 @@ struct Party {
             ["items": [["channelId": "ch-1", "sequence": 20, "tscHash": .string(h2)], ["channelId": "ch-2", "sequence": 1, "tscHash": .string(h1)]]])
         let batch = c.execute(batchTx, state: state, height: 7, index: 3)
         #expect(batch.ok)
-        #expect(state.get("evidence/ch-1")?["sequence"]?.intValue == 20)
-        #expect(state.get("evidence-hash/\(h2)")?["height"]?.intValue == 7)
+        #expect(location("evidence/ch-1")?.sequence == 20)
+        #expect(location("evidence-hash/\(h2)")?.height == 7)
         // The state keeps where the evidence is; the record comes back whole from its transaction.
-        #expect(state.get("evidence/ch-2") == ["height": 7, "tx": 3, "index": 1, "sequence": 1])
-        let rec = try Contracts.evidenceRecord(try #require(state.get("evidence-hash/\(h1)")), transaction: batchTx.bytes)
+        #expect(location("evidence/ch-2") == EvidenceLocation(height: 7, tx: 3, index: 1, sequence: 1))
+        #expect(location("evidence-hash/\(h1)") == EvidenceLocation(height: 7, tx: 3, index: 1))
+        let rec = try Contracts.evidenceRecord(try #require(location("evidence-hash/\(h1)")), transaction: batchTx.bytes)
         #expect(
             rec == [
                 "channelId": "ch-2", "sequence": 1, "tscHash": .string(h1), "tcc": .string(tcc.did), "height": 7,
                 "txHash": .string(Hex.encode(batchTx.hash)), "index": 1,
             ])
-        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(["height": 7, "tx": 3, "index": 2], transaction: batchTx.bytes) }
-        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(["height": 7, "tx": 3, "index": 0], transaction: Array("not json".utf8)) }
+        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(EvidenceLocation(height: 7, tx: 3, index: 2), transaction: batchTx.bytes) }
+        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(EvidenceLocation(height: 7, tx: 3, index: 0), transaction: Array("not json".utf8)) }
         let partlyStale = c.execute(
             try tcc.tx(
                 "transaction", "evidence.submit",
                 ["items": [["channelId": "ch-3", "sequence": 1, "tscHash": .string(h1)], ["channelId": "ch-2", "sequence": 1, "tscHash": .string(h1)]]]),
             state: state, height: 8)
         #expect(!partlyStale.ok)
-        #expect(state.get("evidence/ch-3") == nil)
+        #expect(state.getBytes("evidence/ch-3") == nil)
         // Only TCCs submit evidence.
         #expect(c.execute(try provider.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": .string(h1)]), state: state, height: 9).error == "\(provider.did) is not a TCC of this network")
         #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": "zz"]), state: state, height: 9).error == "item 0: tscHash must be 64 hex digits")
