@@ -17,6 +17,12 @@ struct BenchOnchain: AsyncParsableCommand {
             RocksDB directory after the run, divided by its evidences), and commit latency p50/p99.
             Paper: ≈1.2K evidences/s at M = 64 on a 24-core server, 1.2–1.9 KB per evidence.
             JSON: one object per M with m, evidencesPerSecond, bytesPerEvidence, commitP50Millis, commitP99Millis.
+
+            The raw limit, measured in the same run for each M (--floor-seconds, 0 skips it): one replica's own
+            work alone in this process (parse, check the signature, execute, commit to RocksDB with a synced
+            WAL; no consensus, broker or load), as replicaEvidencesPerSecond. Every node does that work for
+            every block, so --nodes replicas on this machine's cores reach at most
+            ceilingEvidencesPerSecond = replica rate × cores ÷ nodes; ratioToCeiling = evidencesPerSecond ÷ that.
             """)
     @Option(name: .long, help: "Nodes (3f+1).") var nodes = 4
     @Option(name: .long, help: "Comma-separated M values (transactions per block).") var m = "1,2,4,8,16,32,64,128,256"
@@ -24,14 +30,29 @@ struct BenchOnchain: AsyncParsableCommand {
     @Option(name: .long, help: "Most transactions per second offered.") var rate: Double = 2000
     @Option(name: .long, help: "Evidences per transaction (one TCC signature over a batch).") var batch = 256
     @Option(name: .long, help: "Transactions awaiting receipts at once (default max(4, min(2·M, 32))).") var inFlight: Int?
+    @Option(name: .long, help: "Seconds of the one-replica measurement per M (0: skip it).") var floorSeconds: Double = 2
+    @Flag(name: .long, help: "Measure only the one-replica limit (no devnet; prints m and replicaEvidencesPerSecond).") var floorOnly = false
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
         try await exitOnError(code: 1) {
             let ms = m.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !ms.isEmpty, ms.allSatisfy({ (1...100_000).contains($0) }) else { throw CLIError("--m must list block sizes 1...100000") }
+            guard nodes >= 4, (nodes - 1) % 3 == 0, nodes <= 100, seconds > 0, floorSeconds >= 0, (1...4096).contains(batch), inFlight.map({ $0 >= 1 }) ?? true else {
+                throw CLIError("--nodes must be 3f+1 (4, 7, 10, …, ≤ 100), --seconds > 0, --floor-seconds ≥ 0, --batch 1...4096, --in-flight ≥ 1")
+            }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
             let exe = Devnet.executable
             var rows: [JSON] = []
+            if floorOnly {
+                for mv in ms {
+                    let replica = try ReplicaFloor.measure(m: mv, batch: batch, seconds: max(floorSeconds, 0.1))
+                    rows.append(["m": .number(Double(mv)), "replicaEvidencesPerSecond": .number(replica.rounded())])
+                    if !json { Output.line("M=\(mv): one replica alone \(Int(replica)) evidences/s") }
+                }
+                if json { Output.line(JSON.array(rows).prettyString()) }
+                return
+            }
             for mv in ms {
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-onchain-\(getpid())-\(mv)").path
                 defer {
@@ -52,16 +73,27 @@ struct BenchOnchain: AsyncParsableCommand {
                 _ = try Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
                 let committed = (j["committed"]?.doubleValue ?? 0) * Double(batch)
                 let bytes = Self.directorySize(dir + "/node1/data/transaction")
-                let row: JSON = [
+                var row: JSON = [
                     "m": .number(Double(mv)), "evidencesPerSecond": j["evidencesPerSecond"] ?? 0,
                     "bytesPerEvidence": .number(committed > 0 ? (Double(bytes) / committed).rounded() : 0),
                     "commitP50Millis": j["commitP50Millis"] ?? 0, "commitP99Millis": j["commitP99Millis"] ?? 0,
                     "committedEvidences": .number(committed), "nodes": .number(Double(nodes)),
                 ]
+                var floorText = ""
+                if floorSeconds > 0 {
+                    let replica = try ReplicaFloor.measure(m: mv, batch: batch, seconds: floorSeconds)
+                    let ceiling = replica * Double(cores) / Double(nodes)
+                    let measured = row["evidencesPerSecond"]?.doubleValue ?? 0
+                    row["replicaEvidencesPerSecond"] = .number(replica.rounded())
+                    row["ceilingEvidencesPerSecond"] = .number(ceiling.rounded())
+                    row["ratioToCeiling"] = .number((measured / ceiling * 100).rounded() / 100)
+                    row["cores"] = .number(Double(cores))
+                    floorText = "; one replica alone \(Int(replica)) evidences/s → ceiling \(Int(ceiling)) for \(nodes) on \(cores) cores (ratio \(String(format: "%.2f", measured / ceiling)))"
+                }
                 rows.append(row)
                 if !json {
                     Output.line(
-                        "M=\(mv): \(row["evidencesPerSecond"]!.intValue ?? 0) evidences/s, \(row["bytesPerEvidence"]!.intValue ?? 0) B/evidence, commit p50 \(row["commitP50Millis"]!.compactString()) ms p99 \(row["commitP99Millis"]!.compactString()) ms")
+                        "M=\(mv): \(row["evidencesPerSecond"]!.intValue ?? 0) evidences/s, \(row["bytesPerEvidence"]!.intValue ?? 0) B/evidence, commit p50 \(row["commitP50Millis"]!.compactString()) ms p99 \(row["commitP99Millis"]!.compactString()) ms\(floorText)")
                 }
             }
             if json { Output.line(JSON.array(rows).prettyString()) }

@@ -90,7 +90,7 @@ public final class GroupRunner: @unchecked Sendable {
     var memberID: String { config.nodeId }
 
     /// Largest block body a proposer packs (bytes).
-    static let maxBlockBytes = 700_000
+    public static let maxBlockBytes = 700_000
     /// Longest a transaction from a not-yet-visible DID waits in the pool
     /// before it is packed (and rejected if the DID is still unknown).
     static let unknownSenderHoldSeconds = 1.0

@@ -182,7 +182,7 @@ extension TCC {
             }
             var unsigned = doc
             unsigned["proof"] = nil
-            let c0 = ThreadCPU.micros()
+            let c0 = CPUClock.threadMicros()
             let h = try Self.inputHash(unsigned, p)
             try verify(ch, provider, inputHash: h, proof: p)
             countCrypto(since: c0)
@@ -215,7 +215,7 @@ extension TCC {
             doc["proof"] = nil
             guard doc == p.unsigned else { throw ChainError("the countersigned credential differs from the proposal") }
             // Both proofs of the set sign the same document when their contexts agree.
-            let c0 = ThreadCPU.micros()
+            let c0 = CPUClock.threadMicros()
             let h = proofs[1]["@context"] == p.providerProof["@context"] ? p.inputHash : try Self.inputHash(doc, proofs[1])
             try verify(ch, consumer, inputHash: h, proof: proofs[1])
             doc["proof"] = .array([.object(proofs[0]), .object(proofs[1])])
@@ -254,7 +254,7 @@ extension TCC {
     }
 
     func countCrypto(since start: Double) {
-        let d = ThreadCPU.micros() - start
+        let d = CPUClock.threadMicros() - start
         lock.withLock { stats.cryptoMicros += d }
     }
 }

@@ -236,6 +236,19 @@ import Testing
         #expect(try efsc(["bench", "issue", "--claim-bytes", "12"]).code != 0)
     }
 
+    @Test func benchOnchainReplicaFloorAndBadOptions() throws {
+        let r = try efsc(["bench", "onchain", "--floor-only", "--m", "1,4", "--batch", "16", "--floor-seconds", "0.2", "--json"])
+        #expect(r.code == 0, "\(r.err)")
+        let rows = try #require(r.json?.arrayValue)
+        #expect(rows.map { $0["m"]?.intValue } == [1, 4])
+        for row in rows { #expect((row["replicaEvidencesPerSecond"]?.doubleValue ?? 0) > 0) }
+        for bad in [["--nodes", "5"], ["--in-flight", "0"], ["--batch", "0"], ["--m", "0"], ["--floor-seconds=-1"]] {
+            let b = try efsc(["bench", "onchain", "--floor-only"] + bad)
+            #expect(b.code == 1, "\(bad)")
+            #expect(b.err.contains("must"), "\(bad): \(b.err)")
+        }
+    }
+
     @Test func helpAndErrors() throws {
         for cmd in [["--help"], ["vc", "sign", "--help"], ["vc", "verify", "--help"], ["template", "validate", "--help"], ["bench", "issue", "--help"]] {
             let r = try efsc(cmd)

@@ -139,6 +139,28 @@ extension NetworkSuites {
     /// A node whose key is not the one in genesis (corrupted or foreign) is
     /// ignored: with it and two honest nodes up there is no quorum, so nothing
     /// commits; once a third honest node is back, commits resume.
+    /// The Fig. 3 benchmark end to end, small: its own devnet, the load, the
+    /// one-replica limit beside it, and nothing left running.
+    @Test func benchOnchainReportsThroughputStorageAndItsCeiling() throws {
+        let r = try efsc(["bench", "onchain", "--m", "2", "--seconds", "1", "--batch", "16", "--floor-seconds", "0.2", "--json"], timeout: 180)
+        #expect(r.code == 0, "\(r.out)")
+        let row = try #require(r.json?.arrayValue?.first)
+        #expect(row["m"]?.intValue == 2)
+        for k in ["evidencesPerSecond", "bytesPerEvidence", "commitP50Millis", "commitP99Millis", "replicaEvidencesPerSecond", "ceilingEvidencesPerSecond", "ratioToCeiling"] {
+            #expect((row[k]?.doubleValue ?? 0) > 0, "\(k) in \(row.compactString())")
+        }
+        let ceiling = try #require(row["ceilingEvidencesPerSecond"]?.doubleValue)
+        let replica = try #require(row["replicaEvidencesPerSecond"]?.doubleValue)
+        let cores = try #require(row["cores"]?.doubleValue)
+        #expect(abs(ceiling - replica * cores / 4) <= 1)
+        // Its devnet lived in a directory named efsc-bench-onchain-<pid>-<M>.
+        let running = (try FileManager.default.contentsOfDirectory(atPath: "/proc")).filter { pid in
+            guard Int(pid) != nil, let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: cmd, as: UTF8.self).contains("efsc-bench-onchain-")
+        }
+        #expect(running.isEmpty, "processes of the benchmark's devnet are still running: \(running)")
+    }
+
     @Test func aNodeWithAForeignKeyIsIgnored() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-foreign-\(UUID().uuidString.prefix(8))").path
         defer {
