@@ -68,7 +68,7 @@ struct ReplicaFloor {
             let header = BlockHeader(
                 group: "transaction", height: height, parentHash: l.lastHash, stateRoot: l.nextStateRoot(writes),
                 transactionsRoot: Block.transactionsRoot(txs), proposer: 0, view: 0, timestamp: UInt64(DateTime.currentTime() * 1000))
-            try l.commit(Block(header: header, transactions: txs), writes: writes)
+            try l.commit(Block(header: header, transactions: txs), writes: writes, evidenceIndex: state.evidenceIndex)
             evidences += txs.count * batch
         }
         return Double(evidences) / busy()

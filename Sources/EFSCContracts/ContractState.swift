@@ -45,6 +45,9 @@ public final class ContractState {
     private var pending: [Key: Value] = [:]
     /// Undo log: (key, value before the write; nil = key was not pending).
     private var journal: [(Key, Value?)] = []
+    /// Evidence index entries (credential hash → location), in execution
+    /// order: the ledger keeps them beside the state, not in it.
+    public private(set) var evidenceIndex: [StateWrite] = []
 
     public init(ledger: Ledger) {
         base = { try? ledger.stateValue($0) }
@@ -82,6 +85,10 @@ public final class ContractState {
     /// Writes a JSON value (nil deletes).
     public func set(_ key: String, _ value: JSON?) { write(key, value.map { .json($0) } ?? .deleted) }
 
+    /// Indexes an evidence by its credential hash (a later entry for the same
+    /// hash wins).
+    public func indexEvidence(tscHash: [UInt8], _ location: [UInt8]) { evidenceIndex.append(StateWrite(key: tscHash, value: location)) }
+
     /// Writes bytes a contract encodes itself.
     public func setBytes(_ key: String, _ value: [UInt8]) { write(key, .bytes(value)) }
 
@@ -112,9 +119,10 @@ public final class ContractState {
 
     /// A point to undo a rejected transaction's partial writes back to
     /// (an undo log, so a block of many transactions costs linear time).
-    func mark() -> Int { journal.count }
-    func reset(_ m: Int) {
-        while journal.count > m {
+    func mark() -> (journal: Int, index: Int) { (journal.count, evidenceIndex.count) }
+    func reset(_ m: (journal: Int, index: Int)) {
+        evidenceIndex.removeLast(evidenceIndex.count - m.index)
+        while journal.count > m.journal {
             let (k, before) = journal.removeLast()
             if let b = before {
                 pending.updateValue(b, forKey: k)

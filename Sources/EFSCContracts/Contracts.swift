@@ -7,7 +7,8 @@ import EFSCIdentity
 /// transaction (no clock, no I/O), so every node reaches the same state.
 ///
 /// State keys: `nonce/<did>`, `did/<did>` (operation log), `template/<id>/<version>`,
-/// `offer/<id>`, `channel/<id>`, `evidence/<channel>`, `evidence-hash/<tscHash>`.
+/// `offer/<id>`, `channel/<id>`, `evidence/<channel>` (ledgers written before
+/// the evidence index also hold `evidence-hash/<tscHash>`).
 public struct Contracts {
     public let group: String
     /// Resolves DIDs for signature checks. On the identity group this is the
@@ -229,10 +230,11 @@ public struct Contracts {
     /// or a batch `{items: [...], root}` under the TCC's transaction signature.
     /// Later sequence numbers supersede earlier ones; a stale one is rejected.
     ///
-    /// The state keeps only where each evidence is (`EvidenceLocation`):
-    /// `evidence/<channel>` = height, tx, index and sequence, and
-    /// `evidence-hash/<tscHash>` = height, tx, index (block height,
-    /// transaction position, item).
+    /// The state keeps only where each channel's latest evidence is
+    /// (`EvidenceLocation`): `evidence/<channel>` = height, tx, index and
+    /// sequence (block height, transaction position, item). Every evidence is
+    /// also indexed by its credential hash (`ContractState.indexEvidence`),
+    /// which the ledger keeps beside the state.
     /// Everything else is in the block already; `evidenceRecord` puts it back
     /// together for queries. (Whole records here cost ≈ 600 bytes a evidence.)
     func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64, _ txIndex: Int) throws -> JSON? {
@@ -247,7 +249,7 @@ public struct Contracts {
         for (i, e) in items.enumerated() {
             guard let ch = e["channelId"]?.stringValue, !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
             guard let seq = e["sequence"]?.intValue, seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
-            guard let h = e["tscHash"]?.stringValue, h.utf8.count == 64, Hex.decode(h) != nil else {
+            guard let h = e["tscHash"]?.stringValue, h.utf8.count == 64, let hash = Hex.decode(h) else {
                 throw ContractError("item \(i): tscHash must be 64 hex digits")
             }
             let channelKey = "evidence/\(ch)"
@@ -255,7 +257,7 @@ public struct Contracts {
                 throw ContractError("item \(i): stale sequence \(seq) for channel \(ch) (on chain: \(ps))")
             }
             var at = EvidenceLocation(height: height, tx: txIndex, index: i)
-            s.setBytes("evidence-hash/\(h)", at.encoded)
+            s.indexEvidence(tscHash: hash, at.encoded)
             at.sequence = seq
             s.setBytes(channelKey, at.encoded)
         }

@@ -50,10 +50,15 @@ public struct StateWrite: Sendable, Hashable {
 }
 
 /// A chain group's ledger in RocksDB. Column families: `blocks` (height →
-/// encoded block), `txindex` (transaction hash → height, index), `state`
-/// (contract state), `meta` (height, last hash, state root). Every commit is
-/// one atomic write batch with a synced WAL, so a node killed at any instant
-/// reopens at a consistent height.
+/// encoded block), `txindex` (transaction hash → height, index), `evidence`
+/// (settlement credential hash → where its evidence is, written by the
+/// evidence registry), `state` (contract state), `meta` (height, last hash,
+/// state root). Every commit is one atomic write batch with a synced WAL, so
+/// a node killed at any instant reopens at a consistent height.
+///
+/// The two indexes are derived from the blocks (like the transactions root,
+/// not part of the state root) and read only by queries, so their memtables
+/// take inserts as appends (`RocksDB` `appendMostly`).
 ///
 /// The state root is a commitment chain: root(h) = SHA-256(root(h−1) ‖
 /// SHA-256 of the block's sorted state writes), so nodes that executed the
@@ -65,6 +70,7 @@ public final class Ledger: @unchecked Sendable {
     let db: RocksDB
     let blocks: ColumnFamily
     let txindex: ColumnFamily
+    let evidence: ColumnFamily
     let state: ColumnFamily
     let meta: ColumnFamily
     private let lock = Lock()
@@ -74,9 +80,10 @@ public final class Ledger: @unchecked Sendable {
 
     public init(path: String, group: String) throws {
         self.group = group
-        db = try RocksDB(path: path, columnFamilies: ["blocks", "txindex", "state", "meta"])
+        db = try RocksDB(path: path, columnFamilies: ["blocks", "txindex", "evidence", "state", "meta"], appendMostly: ["txindex", "evidence"])
         blocks = db.family("blocks")
         txindex = db.family("txindex")
+        evidence = db.family("evidence")
         state = db.family("state")
         meta = db.family("meta")
         if let h = try db.get(Array("height".utf8), in: meta) {
@@ -120,8 +127,9 @@ public final class Ledger: @unchecked Sendable {
         return inOrder ? writes : writes.sorted(by: StateWrite.keyPrecedes)
     }
 
-    /// Commits the next block with the state writes of its execution, atomically.
-    public func commit(_ block: Block, writes: [StateWrite]) throws {
+    /// Commits the next block with the state writes of its execution and the
+    /// evidence index entries it produced (key: credential hash), atomically.
+    public func commit(_ block: Block, writes: [StateWrite], evidenceIndex: [StateWrite] = []) throws {
         try lock.withLock {
             let h = block.header
             guard h.group == group else { throw LedgerError.wrongGroup(expected: group, got: h.group) }
@@ -141,6 +149,9 @@ public final class Ledger: @unchecked Sendable {
         }
         for w in Self.sortedByKey(writes) {
             if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }
+        }
+        for e in evidenceIndex {
+            if let v = e.value { b.put(e.key, v, in: evidence) } else { b.delete(e.key, in: evidence) }
         }
         b.put(Array("height".utf8), Self.be(block.header.height), in: meta)
         b.put(Array("lastHash".utf8), hash, in: meta)
@@ -166,6 +177,9 @@ public final class Ledger: @unchecked Sendable {
         guard let b = try block(at: h), i < b.transactions.count else { throw LedgerError.corrupt("transaction index points past block \(h)") }
         return (h, i, b, b.inclusionProof(index: i))
     }
+
+    /// The evidence index entry of a settlement credential hash.
+    public func evidenceLocation(tscHash: [UInt8]) throws -> [UInt8]? { try db.get(tscHash, in: evidence) }
 
     /// Moves everything written so far from the WAL into table files.
     public func flush() throws { try db.flush() }

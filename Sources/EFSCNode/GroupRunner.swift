@@ -47,7 +47,7 @@ public final class GroupRunner: @unchecked Sendable {
     public private(set) var log: (String) -> Void
     /// What this node's own proposal produced when it executed it, so that
     /// committing the same block on the same parent needs no second execution.
-    var proposed: (digest: [UInt8], parent: [UInt8], writes: [StateWrite], receipts: [(ChainTransaction, Receipt)])?
+    var proposed: (digest: [UInt8], parent: [UInt8], writes: [StateWrite], evidenceIndex: [StateWrite], receipts: [(ChainTransaction, Receipt)])?
 
     let metrics: NodeMetrics.Group
 
@@ -205,7 +205,7 @@ public final class GroupRunner: @unchecked Sendable {
             group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
             transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000), anchor: anchor)
         let body = Block(header: header, transactions: txs).body
-        proposed = (Digest.sha256(body), ledger.lastHash, writes, receipts)
+        proposed = (Digest.sha256(body), ledger.lastHash, writes, state.evidenceIndex, receipts)
         apply(replica.step(.propose(body)))
     }
 
@@ -274,10 +274,12 @@ public final class GroupRunner: @unchecked Sendable {
         executionAnchor = block.header.anchor
         var receipts: [(ChainTransaction, Receipt)] = []
         let writes: [StateWrite]
+        let evidenceIndex: [StateWrite]
         if let p = proposed, !cb.payload.isEmpty, p.parent == ledger.lastHash, p.digest == Digest.sha256(cb.payload) {
             // Our own proposal, executed on this very parent state when proposed.
             receipts = p.receipts
             writes = p.writes
+            evidenceIndex = p.evidenceIndex
         } else {
             let state = ContractState(ledger: ledger)
             for (i, t) in block.transactions.enumerated() {
@@ -292,12 +294,13 @@ public final class GroupRunner: @unchecked Sendable {
                 receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq, index: i)))
             }
             writes = state.writes
+            evidenceIndex = state.evidenceIndex
         }
         proposed = nil
         block.certificateView = cb.view
         block.certificate = cb.certificate.map { CertificateEntry(replica: $0.sender, signature: $0.signature) }
         do {
-            try ledger.commit(block, writes: writes)
+            try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex)
         } catch {
             log("\(group): cannot commit block \(cb.seq): \(error); halting this group")
             timer?.cancel()
@@ -482,7 +485,11 @@ public final class GroupRunner: @unchecked Sendable {
             return .array(try Contracts.match(p, state: state))
         case "evidence":
             var stored: [UInt8]? = nil
-            if let h = p["tscHash"]?.stringValue { stored = state.getBytes("evidence-hash/\(h)") }
+            if let h = p["tscHash"]?.stringValue {
+                guard let hash = Hex.decode(h), hash.count == 32 else { throw ContractError("params.tscHash must be 64 hex digits") }
+                // Ledgers written before the evidence index kept it in the state.
+                stored = try ledger.evidenceLocation(tscHash: hash) ?? state.getBytes("evidence-hash/\(h)")
+            }
             if stored == nil, let c = p["channelId"]?.stringValue { stored = state.getBytes("evidence/\(c)") }
             guard let stored else { throw ContractError("no evidence for that channel or hash") }
             guard let at = EvidenceLocation(decoding: stored) else { throw LedgerError.corrupt("evidence record does not decode") }

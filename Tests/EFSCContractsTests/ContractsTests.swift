@@ -158,6 +158,10 @@ struct Party {
         let h2 = Hex.encode(Digest.sha256([2]))
         #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h1)]), state: state, height: 5).ok)
         func location(_ key: String) -> EvidenceLocation? { state.getBytes(key).flatMap(EvidenceLocation.init(decoding:)) }
+        // The credential-hash index: the latest entry for a hash.
+        func indexed(_ hex: String) -> EvidenceLocation? {
+            state.evidenceIndex.last { $0.key == Hex.decode(hex) }?.value.flatMap(EvidenceLocation.init(decoding:))
+        }
         #expect(location("evidence/ch-1")?.sequence == 10)
         let stale = c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-1", "sequence": 10, "tscHash": .string(h2)]), state: state, height: 6)
         #expect(stale.error == "item 0: stale sequence 10 for channel ch-1 (on chain: 10)")
@@ -168,11 +172,11 @@ struct Party {
         let batch = c.execute(batchTx, state: state, height: 7, index: 3)
         #expect(batch.ok)
         #expect(location("evidence/ch-1")?.sequence == 20)
-        #expect(location("evidence-hash/\(h2)")?.height == 7)
+        #expect(indexed(h2)?.height == 7)
         // The state keeps where the evidence is; the record comes back whole from its transaction.
         #expect(location("evidence/ch-2") == EvidenceLocation(height: 7, tx: 3, index: 1, sequence: 1))
-        #expect(location("evidence-hash/\(h1)") == EvidenceLocation(height: 7, tx: 3, index: 1))
-        let rec = try Contracts.evidenceRecord(try #require(location("evidence-hash/\(h1)")), transaction: batchTx.bytes)
+        #expect(indexed(h1) == EvidenceLocation(height: 7, tx: 3, index: 1))
+        let rec = try Contracts.evidenceRecord(try #require(indexed(h1)), transaction: batchTx.bytes)
         #expect(
             rec == [
                 "channelId": "ch-2", "sequence": 1, "tscHash": .string(h1), "tcc": .string(tcc.did), "height": 7,
@@ -187,6 +191,9 @@ struct Party {
             state: state, height: 8)
         #expect(!partlyStale.ok)
         #expect(state.getBytes("evidence/ch-3") == nil)
+        // A rejected transaction indexes nothing: one entry per accepted evidence so far.
+        #expect(state.evidenceIndex.count == 3)
+        #expect(state.getBytes("evidence-hash/\(h1)") == nil)
         // Only TCCs submit evidence.
         #expect(c.execute(try provider.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": .string(h1)]), state: state, height: 9).error == "\(provider.did) is not a TCC of this network")
         #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": "zz"]), state: state, height: 9).error == "item 0: tscHash must be 64 hex digits")

@@ -80,10 +80,15 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
                 let tx = Array("{\"n\":\(i)}".utf8)
                 let w = [StateWrite(key: Array("k\(i)".utf8), value: [UInt8(i)]), StateWrite(key: Array("k0".utf8), value: i == 4 ? nil : [0])]
                 let b = makeBlock(l, txs: [tx, Array("{\"m\":\(i)}".utf8)], writes: w)
-                try l.commit(b, writes: w)
+                // Evidence index entries; block 4 re-indexes the hash of block 1 (a later entry wins).
+                let e = [StateWrite(key: Digest.sha256([UInt8(i)]), value: [UInt8(i), 9])] + (i == 4 ? [StateWrite(key: Digest.sha256([1]), value: [4])] : [])
+                try l.commit(b, writes: w, evidenceIndex: e)
                 hashes.append(b.hash)
             }
             #expect(l.height == 5)
+            // Read back from the append-only memtable, before any flush.
+            #expect(try l.evidenceLocation(tscHash: Digest.sha256([2])) == [2, 9])
+            #expect(try l.evidenceLocation(tscHash: Digest.sha256([1])) == [4])
         }
         let l = try Ledger(path: path, group: "transaction")
         #expect(l.height == 5)
@@ -99,6 +104,9 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
                 leaf: Merkle.leafHash(found.block.transactions[1]), index: 1, size: found.block.transactions.count, proof: found.proof,
                 root: found.block.header.transactionsRoot))
         #expect(try l.transaction(hash: Digest.sha256([7])) == nil)
+        #expect(try l.evidenceLocation(tscHash: Digest.sha256([3])) == [3, 9])
+        #expect(try l.evidenceLocation(tscHash: Digest.sha256([1])) == [4])
+        #expect(try l.evidenceLocation(tscHash: Digest.sha256([99])) == nil)
     }
 
     @Test func rejectsBlocksThatDoNotFit() throws {
