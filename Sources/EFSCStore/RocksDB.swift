@@ -61,12 +61,18 @@ public final class RocksDB: @unchecked Sendable {
         rocksdb_options_set_max_total_wal_size(opts, Self.maxTotalWALBytes)
         rocksdb_options_set_keep_log_file_num(opts, 2)
         rocksdb_options_set_max_log_file_size(opts, 1 << 20)
+        // The same for the memtable, whose miss is otherwise a full skip-list
+        // search. (It costs a little more per insert: ≈ 5 % less in the
+        // one-replica measurement, ≈ 10 % more evidences/s on a devnet.)
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(opts, 0.05)
+        rocksdb_options_set_memtable_whole_key_filtering(opts, 1)
         // Vector memtables take no concurrent inserts. Concurrent writers
         // still work: the leader of each write group inserts for the group.
         rocksdb_options_set_allow_concurrent_memtable_write(opts, 0)
         options = opts
         let append = rocksdb_options_create_copy(opts)!
         rocksdb_options_set_memtable_vector_rep(append)
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(append, 0)
         rocksdb_options_set_write_buffer_size(append, Self.appendMostlyBufferBytes)
         appendOptions = append
         var err: UnsafeMutablePointer<CChar>? = nil
