@@ -10,7 +10,7 @@ extension PBFTCodec {
     /// Wire form of a signed message: the signing bytes, then u16 signature length and the signature.
     public static func encode(group: String, _ m: SignedMessage) -> [UInt8] {
         var w = Writer()
-        w.b = signingBytes(group: group, sender: m.sender, message: m.message)
+        w.b = header(group: group, sender: m.sender, message: m.message, withBlocks: true)
         w.u16(m.signature.count)
         w.b.append(contentsOf: m.signature)
         return w.b
@@ -43,7 +43,7 @@ extension PBFTCodec {
     /// Decodes the wire form; returns the group and the signed message.
     public static func decode(_ bytes: [UInt8]) throws -> (group: String, message: SignedMessage) {
         var r = Reader(b: bytes)
-        guard try r.take(3) == [0x45, 0x50, 1] else { throw PBFTDecodingError(message: "bad magic or version") }
+        guard try r.take(3) == [0x45, 0x50, version] else { throw PBFTDecodingError(message: "bad magic or version (this node speaks version \(version))") }
         let kind = UInt8(try r.uint(1))
         let group = String(decoding: try r.take(Int(try r.uint(1))), as: UTF8.self)
         let sender = Int(try r.uint(2))

@@ -76,6 +76,8 @@ public struct PreparedCertificate: Hashable, Sendable {
 public enum PBFTCodec {
     struct Writer {
         var b: [UInt8] = []
+        /// Whether pre-prepares carry their blocks (on the wire) or not (signed bytes).
+        var withBlocks = true
         mutating func u8(_ v: UInt8) { b.append(v) }
         mutating func u16(_ v: Int) { b.append(UInt8(truncatingIfNeeded: v >> 8)); b.append(UInt8(truncatingIfNeeded: v)) }
         mutating func u32(_ v: Int) {
@@ -98,10 +100,24 @@ public enum PBFTCodec {
         }
     }
 
-    /// The bytes a sender signs: group, sender and the message.
+    /// Format version of `ConsensusMessage` (2: pre-prepare blocks are
+    /// signed through their digest).
+    static let version: UInt8 = 2
+
+    /// The bytes a sender signs: group, sender and the message, with every
+    /// pre-prepare's block (its length and bytes) left out. The digest stands
+    /// for the block (receivers check SHA-256 of the block against it), so a
+    /// leader signs, and each replica verifies, 100 bytes rather than up to
+    /// 700 KB — Ed25519 hashes what it signs, twice to sign and once to verify.
     public static func signingBytes(group: String, sender: Int, message: PBFTMessage) -> [UInt8] {
+        header(group: group, sender: sender, message: message, withBlocks: false)
+    }
+
+    /// The message as sent, up to its signature.
+    static func header(group: String, sender: Int, message: PBFTMessage, withBlocks: Bool) -> [UInt8] {
         var w = Writer()
-        w.b.append(contentsOf: [0x45, 0x50, 1, message.kind])
+        w.withBlocks = withBlocks
+        w.b.append(contentsOf: [0x45, 0x50, version, message.kind])
         let g = Array(group.utf8.prefix(255))
         w.u8(UInt8(g.count))
         w.b.append(contentsOf: g)
@@ -113,7 +129,8 @@ public enum PBFTCodec {
     static func body(_ m: PBFTMessage, into w: inout Writer) {
         switch m {
         case .prePrepare(let v, let s, let d, let p):
-            w.u64(v); w.u64(s); w.digest(d); w.bytes(p)
+            w.u64(v); w.u64(s); w.digest(d)
+            if w.withBlocks { w.bytes(p) }
         case .prepare(let v, let s, let d), .commit(let v, let s, let d):
             w.u64(v); w.u64(s); w.digest(d)
         case .checkpoint(let s, let d):

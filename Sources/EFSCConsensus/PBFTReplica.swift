@@ -129,6 +129,8 @@ public struct PBFTReplica: Sendable {
     var failedViewChanges = 0
     var ticks = 0
     var lastSyncRequestTick = -1_000
+    /// The last executed sequence number when retransmission was last considered.
+    var lastExecAtRetransmit: UInt64 = .max
     var highestAssigned: UInt64 = 0
 
     public init(
@@ -237,6 +239,10 @@ public struct PBFTReplica: Sendable {
         if let existing = prePrepares[key] {
             // An equivocating primary: keep the first.
             guard existing == m else { return }
+            // A retransmission of what was accepted: checking its block again
+            // (hash, decode, transactions root) would change nothing.
+            tryPrepared(v, s, d, &out)
+            return
         }
         guard Digest.sha256(p) == d, d == Self.nullDigest && p.isEmpty || validate(s, p) else { return }
         if let voted = durable.prepareVotes[key], voted != d { return }
@@ -430,7 +436,16 @@ public struct PBFTReplica: Sendable {
         } else {
             ticksWaiting = 0
         }
-        if ticks % config.retransmitInterval == 0 { retransmit(&out) }
+        if ticks % config.retransmitInterval == 0 {
+            // While blocks execute, nobody waits for a lost vote: a replica
+            // that missed one catches up from later messages by state
+            // transfer. Re-sending every open vote (and, from the primary, up
+            // to 700 KB per pre-prepare) each interval only took CPU from
+            // replicas busy executing. So re-send only when this replica
+            // executed nothing during the last interval.
+            if durable.changingView || durable.lastExec == lastExecAtRetransmit { retransmit(&out) }
+            lastExecAtRetransmit = durable.lastExec
+        }
     }
 
     /// Re-sends this replica's current votes, so a lossy network only delays.
