@@ -7,9 +7,10 @@ import EFSCNode
 import Foundation
 
 /// The raw limit `bench onchain` is compared with: one replica's own work on
-/// evidence blocks with nothing else running — parse each transaction, check
-/// its signature, execute it, and commit the block to a real RocksDB ledger
-/// with a synced WAL. No consensus, no broker, no load generator. Every
+/// evidence blocks with nothing else running — parse each transaction and
+/// make its canonical bytes (as a node's pool does), check its signature,
+/// execute it, and commit the block to a real RocksDB ledger with a synced
+/// WAL. No consensus, no broker, no load generator. Every
 /// replica of the devnet must do at least this for every block, so n
 /// replicas sharing c cores top out at rate·c/n.
 ///
@@ -61,7 +62,11 @@ struct ReplicaFloor {
             let height = l.height + 1
             for (i, t) in txs.enumerated() {
                 guard let o = try JSONParser.parse(t).objectValue else { throw CLIError("replica floor: transaction is not an object") }
-                let r = contracts.execute(ChainTransaction(json: o, blockBytes: t), state: state, height: height, index: i)
+                // As a node takes a transaction into its pool: canonical bytes
+                // made once, and found to be the block's.
+                let tx = ChainTransaction(json: o)
+                guard tx.bytes == t else { throw CLIError("replica floor: transaction bytes are not canonical") }
+                let r = contracts.execute(tx, state: state, height: height, index: i)
                 guard r.ok else { throw CLIError("replica floor: evidence rejected: \(r.error ?? "?")") }
             }
             let writes = state.writes

@@ -117,7 +117,13 @@ public struct Contracts {
         guard let vm = p["verificationMethod"]?.stringValue else { throw ContractError("proof has no verificationMethod") }
         do {
             let key = try doc.signingKey(vm, for: .capabilityInvocation)
-            try EddsaJcs2022.verifyProof(document: tx.json, proof: p, key: key)
+            // The transaction's canonical bytes without the proof are what a
+            // lone proof without @context or previousProof signs.
+            if p["@context"] == nil, p["previousProof"] == nil, let h = tx.unsignedHash {
+                try EddsaJcs2022.verifyProof(inputHash: h, proof: p, key: key)
+            } else {
+                try EddsaJcs2022.verifyProof(document: tx.json, proof: p, key: key)
+            }
         } catch {
             throw ContractError("bad signature: \(error)")
         }

@@ -10,10 +10,22 @@ public struct ChainTransaction: Sendable {
     /// (computed once: a batch transaction is kilobytes of JSON).
     public let bytes: [UInt8]
     public let hash: [UInt8]
+    /// Where the `proof` member (with its separating comma) is in `bytes`,
+    /// when `bytes` were made canonical here; what remains is the canonical
+    /// document the proof signs, so checking the proof needs no second
+    /// canonicalization of a transaction of kilobytes.
+    let proofMember: Range<Int>?
 
     public init(json: JSONObject) {
         self.json = json
-        bytes = (try? JCS.canonicalize(.object(json))) ?? []
+        var members = (try? Self.canonicalMembers(json)) ?? []
+        if members.isEmpty && !json.isEmpty {
+            // No canonical form (a non-finite number): as before, no bytes.
+            bytes = []
+            proofMember = nil
+        } else {
+            (bytes, proofMember) = Self.assemble(&members)
+        }
         hash = Digest.sha256(bytes)
     }
 
@@ -23,6 +35,7 @@ public struct ChainTransaction: Sendable {
         self.json = json
         bytes = blockBytes
         hash = Digest.sha256(blockBytes)
+        proofMember = nil
     }
 
     public var group: String? { json["group"]?.stringValue }
@@ -31,18 +44,65 @@ public struct ChainTransaction: Sendable {
     public var op: String? { json["op"]?.stringValue }
     public var args: JSONObject { json["args"]?.objectValue ?? [:] }
 
+    /// SHA-256 of the canonical transaction without its `proof` member, if
+    /// known without canonicalizing again.
+    public var unsignedHash: [UInt8]? {
+        guard let r = proofMember else { return nil }
+        var u = [UInt8]()
+        u.reserveCapacity(bytes.count - r.count)
+        u.append(contentsOf: bytes[..<r.lowerBound])
+        u.append(contentsOf: bytes[r.upperBound...])
+        return Digest.sha256(u)
+    }
+
+    /// The members of `o` as canonical `"key":value` bytes, in JCS order.
+    static func canonicalMembers(_ o: JSONObject) throws -> [(key: String, bytes: [UInt8])] {
+        try o.keys.sorted(by: JCS.utf16Less).map { k in (k, try JCS.canonicalize(.string(k)) + [UInt8(ascii: ":")] + JCS.canonicalize(o[k]!)) }
+    }
+
+    /// `{` members joined by `,` `}` — the canonical object — and the range
+    /// of the `proof` member with one of its commas.
+    static func assemble(_ members: inout [(key: String, bytes: [UInt8])]) -> ([UInt8], Range<Int>?) {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(members.reduce(2) { $0 + $1.bytes.count + 1 })
+        var proof: Range<Int>? = nil
+        for (i, m) in members.enumerated() {
+            let start = out.count
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: m.bytes)
+            // The first member takes the comma after it instead.
+            if m.key == "proof" { proof = i > 0 ? start..<out.count : start..<out.count + (members.count > 1 ? 1 : 0) }
+        }
+        out.append(UInt8(ascii: "}"))
+        return (out, proof)
+    }
 
     /// Builds and signs a transaction.
     public static func make(
         group: String, sender: String, nonce: Int, op: String, args: JSONObject, key: Ed25519SecretKey, method: String, created: String? = nil
     ) throws -> ChainTransaction {
-        let body: JSONObject = [
+        var body: JSONObject = [
             "group": .string(group), "sender": .string(sender), "nonce": .number(Double(nonce)), "op": .string(op), "args": .object(args),
         ]
-        return ChainTransaction(
-            json: try EddsaJcs2022.addProof(
-                to: body, options: .init(verificationMethod: method, proofPurpose: "capabilityInvocation", created: created ?? "2026-01-01T00:00:00Z"),
-                key: key))
+        // Canonicalized once: the unsigned members are what the proof signs,
+        // and with the proof member added they are the transaction's bytes.
+        var members = try canonicalMembers(body)
+        var unsigned = members
+        let proof = try EddsaJcs2022.createProof(
+            documentHash: Digest.sha256(assemble(&unsigned).0),
+            options: .init(verificationMethod: method, proofPurpose: "capabilityInvocation", created: created ?? "2026-01-01T00:00:00Z"), key: key)
+        body["proof"] = .object(proof)
+        members.append(("proof", try JCS.canonicalize(.string("proof")) + [UInt8(ascii: ":")] + JCS.canonicalize(.object(proof))))
+        members.sort { JCS.utf16Less($0.key, $1.key) }
+        let (bytes, range) = assemble(&members)
+        return ChainTransaction(json: body, bytes: bytes, proofMember: range)
+    }
+
+    init(json: JSONObject, bytes: [UInt8], proofMember: Range<Int>?) {
+        self.json = json
+        self.bytes = bytes
+        self.proofMember = proofMember
+        hash = Digest.sha256(bytes)
     }
 }
 

@@ -106,6 +106,24 @@ public enum EddsaJcs2022 {
 
     /// Creates a proof over `document` (which may already hold proofs).
     public static func createProof(document: JSONObject, options: Options, key: Ed25519SecretKey) throws -> JSONObject {
+        let config = try proofConfig(options: options, context: document["@context"])
+        let input = try inputDocument(document, previousProof: options.previousProof)
+        return try signed(config, data: try hashData(document: input, proofConfig: config), key: key)
+    }
+
+    /// Creates a proof over a document without `@context` and without
+    /// proofs, given SHA-256 of its canonical bytes (a caller that has them
+    /// need not canonicalize the document again).
+    public static func createProof(documentHash: [UInt8], options: Options, key: Ed25519SecretKey) throws -> JSONObject {
+        guard options.previousProof.isEmpty else { throw ProofError.previousProofNotFound(options.previousProof[0]) }
+        let config = try proofConfig(options: options, context: nil)
+        let proofHash: [UInt8]
+        do { proofHash = Digest.sha256(try JCS.canonicalize(.object(config))) } catch { throw ProofError.canonicalization(error.description) }
+        return try signed(config, data: proofHash + documentHash, key: key)
+    }
+
+    /// The proof options as the proof's members, without its value.
+    static func proofConfig(options: Options, context: JSON?) throws -> JSONObject {
         var config = JSONObject()
         config["type"] = .string(proofType)
         if let id = options.id { config["id"] = .string(id) }
@@ -132,12 +150,13 @@ public enum EddsaJcs2022 {
         } else if options.previousProof.count > 1 {
             config["previousProof"] = .array(options.previousProof.map { .string($0) })
         }
-        if let ctx = document["@context"] { config["@context"] = ctx }
-        let input = try inputDocument(document, previousProof: options.previousProof)
-        let data = try hashData(document: input, proofConfig: config)
-        let sig = try key.sign(data)
+        if let ctx = context { config["@context"] = ctx }
+        return config
+    }
+
+    static func signed(_ config: JSONObject, data: [UInt8], key: Ed25519SecretKey) throws -> JSONObject {
         var proof = config
-        proof["proofValue"] = .string(Multibase.encodeRaw(sig))
+        proof["proofValue"] = .string(Multibase.encodeRaw(try key.sign(data)))
         return proof
     }
 

@@ -65,6 +65,9 @@ struct Party {
         var t = try alice.tx("identity", "did.update", ["operation": [:]]).json
         t["nonce"] = 99
         #expect(c.execute(ChainTransaction(json: t), state: state, height: 2).error?.hasPrefix("bad signature") == true)
+        // The same taken from a block (the proof checked by canonicalizing the document).
+        let fromBlock = ChainTransaction(json: t, blockBytes: try JCS.canonicalize(.object(t)))
+        #expect(c.execute(fromBlock, state: state, height: 2).error?.hasPrefix("bad signature") == true)
         // Wrong group and unknown op.
         #expect(c.execute(try alice.tx("transaction", "did.update", [:]), state: state, height: 2).error?.contains("not 'identity'") == true)
         #expect(c.execute(try alice.tx("identity", "mint.coins", [:]), state: state, height: 2).error == "unknown operation 'mint.coins' for group identity")
@@ -133,6 +136,32 @@ struct Party {
         #expect(m.map { $0["offerId"]?.stringValue } == ["a", "b"])
         #expect(m.first?["totalCost"]?.doubleValue == 60)
         #expect(throws: ContractError.self) { try Contracts.match(["resourceType": "gpu", "quantity": 0], state: state) }
+    }
+
+    /// A transaction's bytes are made member by member; they must be exactly
+    /// JCS of the whole object, and without the proof exactly what it signs.
+    @Test func transactionBytesAreCanonicalAndTheProofSignsTheRest() throws {
+        var p = try Party()
+        let tx = try p.tx("transaction", "evidence.submit", ["items": [["channelId": "é-ch", "sequence": 1, "tscHash": "ab"]], "x": 1.5])
+        #expect(tx.bytes == (try JCS.canonicalize(.object(tx.json))))
+        var unsigned = tx.json
+        unsigned["proof"] = nil
+        #expect(tx.unsignedHash == Digest.sha256(try JCS.canonicalize(.object(unsigned))))
+        let proof = try #require(tx.json["proof"]?.objectValue)
+        try EddsaJcs2022.verifyProof(document: tx.json, proof: proof, key: p.key.publicKey)
+        // Parsed back from the wire, the same bytes and the same unsigned hash.
+        let back = ChainTransaction(json: try #require(try JSONParser.parse(tx.bytes).objectValue))
+        #expect(back.bytes == tx.bytes && back.unsignedHash == tx.unsignedHash)
+        // The proof as the first member, the only member, or absent.
+        for o: JSONObject in [["proof": ["a": 1], "zeta": [1, 2]], ["proof": "p"], ["a": 1, "b": ["c": true]], [:]] {
+            let t = ChainTransaction(json: o)
+            #expect(t.bytes == (try JCS.canonicalize(.object(o))))
+            var rest = o
+            rest["proof"] = nil
+            #expect(t.unsignedHash == (o["proof"] == nil ? nil : Digest.sha256(try JCS.canonicalize(.object(rest)))))
+        }
+        // Bytes taken from a block as they are: no shortcut, the proof is checked the long way.
+        #expect(ChainTransaction(json: tx.json, blockBytes: tx.bytes).unsignedHash == nil)
     }
 
     @Test func evidenceLocationBytesRoundTripAndReadJSONRecords() {
