@@ -57,7 +57,6 @@ struct ChainLoad: AsyncParsableCommand {
         var rejected = 0
         var latencies: [Double] = []
         var firstError: String?
-        var outstanding = 0
     }
 
     func run() async throws {
@@ -78,15 +77,19 @@ struct ChainLoad: AsyncParsableCommand {
             let run = Hex.encode(Digest.randomBytes(4))
             let baseNonce = Int(start * 1000) * 1000
             var submitted = 0
+            let slots = inFlight > 0 ? AsyncSlots(inFlight) : nil
             try await withThrowingTaskGroup(of: Void.self) { g in
                 for i in 0..<total {
                     let due = start + Double(i) / rate
                     let wait = due - DateTime.currentTime()
                     if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-                    if inFlight > 0 {
-                        while stats.lock.withLock({ stats.outstanding }) >= inFlight { try await Task.sleep(nanoseconds: 500_000) }
+                    if let slots {
+                        await slots.acquire()
                         // Closed loop: stop at the end of the time, not of the count.
-                        if DateTime.currentTime() - start > seconds { break }
+                        if DateTime.currentTime() - start > seconds {
+                            slots.release()
+                            break
+                        }
                     }
                     submitted += 1
                     let items: [JSON] = (0..<batch).map { k in
@@ -100,9 +103,8 @@ struct ChainLoad: AsyncParsableCommand {
                         group: group, sender: did, nonce: baseNonce + i, op: "evidence.submit", args: args, key: key, method: "\(did)#key-1")
                     let sent = DateTime.currentTime()
                     let timeout = drain + seconds
-                    stats.lock.withLock { stats.outstanding += 1 }
                     g.addTask {
-                        defer { stats.lock.withLock { stats.outstanding -= 1 } }
+                        defer { slots?.release() }
                         do {
                             let r = try await client.request(Topics.tx(group), payload: tx.bytes, timeout: timeout)
                             let j = try JSONParser.parse(r.payload)

@@ -129,7 +129,9 @@ public final class Ledger: @unchecked Sendable {
 
     /// Commits the next block with the state writes of its execution and the
     /// evidence index entries it produced (key: credential hash), atomically.
-    public func commit(_ block: Block, writes: [StateWrite], evidenceIndex: [StateWrite] = []) throws {
+    /// `txHashes`, if given, are SHA-256 of each transaction (the caller
+    /// usually has them already; they are the transaction index's keys).
+    public func commit(_ block: Block, writes: [StateWrite], evidenceIndex: [StateWrite] = [], txHashes: [[UInt8]]? = nil) throws {
         try lock.withLock {
             let h = block.header
             guard h.group == group else { throw LedgerError.wrongGroup(expected: group, got: h.group) }
@@ -144,8 +146,9 @@ public final class Ledger: @unchecked Sendable {
         let hash = block.hash
         let b = WriteBatch()
         b.put(Self.be(block.header.height), block.encoded, in: blocks)
-        for (i, t) in block.transactions.enumerated() {
-            b.put(Digest.sha256(t), Self.be(block.header.height) + Self.be(UInt64(i)), in: txindex)
+        let hashes = txHashes?.count == block.transactions.count ? txHashes! : block.transactions.map { Digest.sha256($0) }
+        for (i, h) in hashes.enumerated() {
+            b.put(h, Self.be(block.header.height) + Self.be(UInt64(i)), in: txindex)
         }
         for w in Self.sortedByKey(writes) {
             if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }

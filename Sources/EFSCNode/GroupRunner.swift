@@ -272,6 +272,8 @@ public final class GroupRunner: @unchecked Sendable {
             block = b
         }
         executionAnchor = block.header.anchor
+        // Hashed once for the pool, the transaction index and the pool's cleanup.
+        let txHashes = block.transactions.map { Digest.sha256($0) }
         var receipts: [(ChainTransaction, Receipt)] = []
         let writes: [StateWrite]
         let evidenceIndex: [StateWrite]
@@ -285,7 +287,7 @@ public final class GroupRunner: @unchecked Sendable {
             for (i, t) in block.transactions.enumerated() {
                 // Usually this node parsed the transaction when it reached the pool.
                 let tx: ChainTransaction
-                if let pi = poolIndex[Digest.sha256(t)], pool[pi].bytes == t {
+                if let pi = poolIndex[txHashes[i]], pool[pi].bytes == t {
                     tx = pool[pi].tx
                 } else {
                     guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
@@ -300,7 +302,7 @@ public final class GroupRunner: @unchecked Sendable {
         block.certificateView = cb.view
         block.certificate = cb.certificate.map { CertificateEntry(replica: $0.sender, signature: $0.signature) }
         do {
-            try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex)
+            try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex, txHashes: txHashes)
         } catch {
             log("\(group): cannot commit block \(cb.seq): \(error); halting this group")
             timer?.cancel()
@@ -308,7 +310,7 @@ public final class GroupRunner: @unchecked Sendable {
         }
         // Committed transactions leave the pool; the node that received a
         // request answers it with the receipt.
-        let committed = Set(block.transactions.map { Digest.sha256($0) })
+        let committed = Set(txHashes)
         if !committed.isEmpty {
             pool.removeAll { committed.contains($0.hash) }
             poolIndex = [:]

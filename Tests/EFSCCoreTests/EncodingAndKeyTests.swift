@@ -92,3 +92,26 @@ import Testing
         #expect(DateTime.parse(DateTime.now()) != nil)
     }
 }
+
+@Suite struct AsyncSlotsTests {
+    /// At most `count` holders at once, and every waiter gets its turn.
+    @Test func boundsConcurrencyAndServesEveryWaiter() async {
+        let slots = AsyncSlots(3)
+        let seen = Guarded((now: 0, most: 0, done: 0))
+        await withTaskGroup(of: Void.self) { g in
+            for _ in 0..<40 {
+                g.addTask {
+                    await slots.acquire()
+                    seen.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+                    try? await Task.sleep(nanoseconds: 200_000)
+                    seen.withLock { $0.now -= 1; $0.done += 1 }
+                    slots.release()
+                }
+            }
+        }
+        let s = seen.withLock { $0 }
+        #expect(s.done == 40)
+        #expect((2...3).contains(s.most), "\(s.most) holders at once")
+        #expect(s.now == 0)
+    }
+}
