@@ -39,6 +39,7 @@ public final class MQTTClient: @unchecked Sendable {
     struct Subscription {
         let filter: String
         let qos: QoS
+        var noLocal = false
         let deliver: @Sendable (MQTTMessage) -> Bool
     }
 
@@ -197,7 +198,7 @@ public final class MQTTClient: @unchecked Sendable {
             toResume?.resume(throwing: failure)
             return
         }
-        for (id, s) in resubscribe { _ = rawSubscribe(s.filter, qos: s.qos, id: id, cont: nil) }
+        for (id, s) in resubscribe { _ = rawSubscribe(s.filter, qos: s.qos, noLocal: s.noLocal, id: id, cont: nil) }
         for (m, c) in flush { sendNow(m, cont: c) }
         toResume?.resume()
     }
@@ -330,25 +331,31 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Subscribes with a handler that runs on the network thread: it must
     /// return quickly and must not block. Returns the subscription id.
+    /// With `noLocal` (MQTT 5's No Local option) the broker does not send
+    /// back what this client itself publishes on matching topics: a node's
+    /// own consensus broadcasts, up to 700 KB each, would otherwise come
+    /// straight back to it.
     @discardableResult
-    public func subscribe(_ filter: String, qos: QoS = .atLeastOnce, handler: @escaping @Sendable (MQTTMessage) -> Void) async throws -> UInt32 {
-        try await subscribe(filter, qos: qos) { m in
+    public func subscribe(
+        _ filter: String, qos: QoS = .atLeastOnce, noLocal: Bool = false, handler: @escaping @Sendable (MQTTMessage) -> Void
+    ) async throws -> UInt32 {
+        try await subscribe(filter, qos: qos, noLocal: noLocal) { m in
             handler(m)
             return true
         }
     }
 
-    private func subscribe(_ filter: String, qos: QoS, deliver: @escaping @Sendable (MQTTMessage) -> Bool) async throws -> UInt32 {
+    private func subscribe(_ filter: String, qos: QoS, noLocal: Bool = false, deliver: @escaping @Sendable (MQTTMessage) -> Bool) async throws -> UInt32 {
         guard TopicFilter.isValid(filter) else { throw MQTTError.invalidTopic(filter) }
         let id = lock.withLock { () -> UInt32 in
             let id = nextSubscriptionID
             nextSubscriptionID += 1
-            subscriptions[id] = Subscription(filter: filter, qos: qos, deliver: deliver)
+            subscriptions[id] = Subscription(filter: filter, qos: qos, noLocal: noLocal, deliver: deliver)
             return id
         }
         do {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-                if let e = rawSubscribe(filter, qos: qos, id: id, cont: c) { c.resume(throwing: e) }
+                if let e = rawSubscribe(filter, qos: qos, noLocal: noLocal, id: id, cont: c) { c.resume(throwing: e) }
             }
         } catch {
             _ = lock.withLock { subscriptions.removeValue(forKey: id) }
@@ -357,13 +364,13 @@ public final class MQTTClient: @unchecked Sendable {
         return id
     }
 
-    private func rawSubscribe(_ filter: String, qos: QoS, id: UInt32, cont: CheckedContinuation<Void, Error>?) -> Error? {
+    private func rawSubscribe(_ filter: String, qos: QoS, noLocal: Bool, id: UInt32, cont: CheckedContinuation<Void, Error>?) -> Error? {
         var props: OpaquePointer? = nil
         defer { mosquitto_property_free_all(&props) }
         mosquitto_property_add_varint(&props, Int32(MQTT_PROP_SUBSCRIPTION_IDENTIFIER.rawValue), id)
         var mid: Int32 = 0
         let rc: Int32 = lock.withLock {
-            let rc = mosquitto_subscribe_v5(mosq, &mid, filter, Int32(qos.rawValue), 0, props)
+            let rc = mosquitto_subscribe_v5(mosq, &mid, filter, Int32(qos.rawValue), noLocal ? Int32(MQTT_SUB_OPT_NO_LOCAL.rawValue) : 0, props)
             if rc == MOSQ_ERR_SUCCESS.rawValue, let cont { pendingSubscribes[mid] = (filter, cont) }
             return rc
         }

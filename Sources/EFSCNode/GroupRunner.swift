@@ -98,7 +98,7 @@ public final class GroupRunner: @unchecked Sendable {
     // MARK: start / stop
 
     func start() async throws {
-        try await client.subscribe(Topics.pbftAll(group), qos: .atMostOnce) { [weak self] m in self?.onConsensus(m) }
+        try await client.subscribe(Topics.pbftAll(group), qos: .atMostOnce, noLocal: true) { [weak self] m in self?.onConsensus(m) }
         try await client.subscribe(Topics.direct(group, to: memberID), qos: .atMostOnce) { [weak self] m in self?.onConsensus(m) }
         try await client.subscribe(Topics.tx(group), qos: .atLeastOnce) { [weak self] m in self?.onTransaction(m) }
         try await client.subscribe(Topics.sync(group, node: memberID), qos: .atLeastOnce) { [weak self] m in self?.onSyncRequest(m) }

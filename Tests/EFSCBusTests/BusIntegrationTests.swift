@@ -24,6 +24,28 @@ import Testing
         }
     }
 
+    /// No Local: a client does not get back what it published itself, and
+    /// still gets what others publish.
+    @Test func noLocalSubscriptionSkipsOwnMessages() async throws {
+        try await BrokerFixture.withDevBroker { b in
+            let me = try await BrokerFixture.client(b.url, "me")
+            let other = try await BrokerFixture.client(b.url, "other")
+            let mine = Inbox()
+            let everything = Inbox()
+            let topic = Topics.pbft("transaction", from: "node1")
+            try await me.subscribe(Topics.pbftAll("transaction"), qos: .atLeastOnce, noLocal: true) { mine.add($0) }
+            try await other.subscribe(Topics.pbftAll("transaction"), qos: .atLeastOnce) { everything.add($0) }
+            try await me.publish(topic, payload: Array("own".utf8), qos: .atLeastOnce)
+            try await other.publish(topic, payload: Array("theirs".utf8), qos: .atLeastOnce)
+            #expect(await everything.wait(for: 2))
+            #expect(await mine.wait(for: 1))
+            try await Task.sleep(nanoseconds: 200_000_000)
+            #expect(mine.messages.map(\.payloadString) == ["theirs"])
+            await me.disconnect()
+            await other.disconnect()
+        }
+    }
+
     @Test func retainedMessageReachesLateSubscriber() async throws {
         try await BrokerFixture.withDevBroker { b in
             let pub = try await BrokerFixture.client(b.url, "pub")
