@@ -10,9 +10,9 @@ import Foundation
 /// evidence blocks with nothing else running — parse each transaction and
 /// make its canonical bytes (as a node's pool does), check its signature,
 /// execute it, and commit the block to a real RocksDB ledger with a synced
-/// WAL. No consensus, no broker, no load generator. Every
-/// replica of the devnet must do at least this for every block, so n
-/// replicas sharing c cores top out at rate·c/n.
+/// WAL. No consensus, no broker, no load generator. Every replica of the
+/// devnet must do at least this for every block, so n replicas sharing c
+/// cores top out at rate·c/n.
 ///
 /// The rate is per CPU second of the whole process (RocksDB's background
 /// flushes included, making the transactions excluded), so it does not
