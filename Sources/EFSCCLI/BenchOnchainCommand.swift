@@ -9,20 +9,11 @@ struct BenchOnchain: AsyncParsableCommand {
         commandName: "onchain",
         abstract: "Committed evidences per second and bytes per evidence for each block size M (paper Fig. 3).",
         discussion: """
-            For each M: a fresh devnet of --nodes node processes and one broker (all on this machine), then
-            `efsc chain load` submits evidence transactions of --batch evidences each (one TCC signature per
-            transaction, as a TCC batches them) for --seconds, keeping --in-flight transactions awaiting their
-            receipts (closed loop, default max(4, min(2·M, 32))), at most --rate per second.
-            Reports committed evidences per second, on-disk bytes per evidence (one node's transaction-group
-            RocksDB directory after the run, divided by its evidences), and commit latency p50/p99.
-            Paper: ≈1.2K evidences/s at M = 64 on a 24-core server, 1.2–1.9 KB per evidence.
-            JSON: one object per M with m, evidencesPerSecond, bytesPerEvidence, commitP50Millis, commitP99Millis.
+            For each M: a fresh devnet of --nodes node processes and one broker (all on this machine), then `efsc chain load` submits evidence transactions of --batch evidences each (one TCC signature per transaction, as a TCC batches them) for --seconds, keeping --in-flight transactions awaiting their receipts (closed loop, default max(4, min(2·M, 32))), at most --rate per second. Reports committed evidences per second, on-disk bytes per evidence (one node's transaction-group RocksDB directory after the run, divided by its evidences), and commit latency p50/p99. Paper: ≈1.2K evidences/s at M = 64 on a 24-core server, 1.2–1.9 KB per evidence.
 
-            The raw limit, measured in the same run for each M (--floor-seconds, 0 skips it): one replica's own
-            work alone in this process (parse, check the signature, execute, commit to RocksDB with a synced
-            WAL; no consensus, broker or load), as replicaEvidencesPerSecond. Every node does that work for
-            every block, so --nodes replicas on this machine's cores reach at most
-            ceilingEvidencesPerSecond = replica rate × cores ÷ nodes; ratioToCeiling = evidencesPerSecond ÷ that.
+            The raw limit, measured in the same run for each M (--floor-seconds of CPU, 0 skips it): one replica's own work alone in this process (parse and canonicalize each transaction, check its signature, execute it, commit the block to RocksDB with a synced WAL; no consensus, broker or load), per CPU second with RocksDB's flushes, as replicaEvidencesPerSecond. Every node does that work for every block, so --nodes replicas on this machine's cores reach at most ceilingEvidencesPerSecond = replica rate × cores ÷ nodes; ratioToCeiling = evidencesPerSecond ÷ that.
+
+            JSON: one object per M with m, evidencesPerSecond, bytesPerEvidence, commitP50Millis, commitP99Millis, committedEvidences, nodes, and (unless --floor-seconds 0) replicaEvidencesPerSecond, ceilingEvidencesPerSecond, ratioToCeiling, cores. With --floor-only: m and replicaEvidencesPerSecond.
             """)
     @Option(name: .long, help: "Nodes (3f+1).") var nodes = 4
     @Option(name: .long, help: "Comma-separated M values (transactions per block).") var m = "1,2,4,8,16,32,64,128,256"
@@ -36,11 +27,17 @@ struct BenchOnchain: AsyncParsableCommand {
 
     func run() async throws {
         try await exitOnError(code: 1) {
-            let ms = m.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !ms.isEmpty, ms.allSatisfy({ (1...100_000).contains($0) }) else { throw CLIError("--m must list block sizes 1...100000") }
-            guard nodes >= 4, (nodes - 1) % 3 == 0, nodes <= 100, seconds > 0, floorSeconds >= 0, (1...4096).contains(batch), inFlight.map({ $0 >= 1 }) ?? true else {
-                throw CLIError("--nodes must be 3f+1 (4, 7, 10, …, ≤ 100), --seconds > 0, --floor-seconds ≥ 0, --batch 1...4096, --in-flight ≥ 1")
+            let parts = m.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let ms = parts.compactMap { Int($0) }
+            guard !ms.isEmpty, ms.count == parts.count, ms.allSatisfy({ (1...100_000).contains($0) }) else {
+                throw CLIError("--m must list block sizes 1...100000 separated by commas, not '\(m)'")
             }
+            guard nodes >= 4, (nodes - 1) % 3 == 0, nodes <= 100 else { throw CLIError("--nodes must be 3f+1 (4, 7, 10, …, ≤ 100), not \(nodes)") }
+            guard seconds > 0 else { throw CLIError("--seconds must be > 0") }
+            guard rate > 0, rate <= 1_000_000 else { throw CLIError("--rate must be in (0, 1000000]") }
+            guard floorSeconds >= 0 else { throw CLIError("--floor-seconds must be ≥ 0") }
+            guard (1...4096).contains(batch) else { throw CLIError("--batch must be 1...4096, not \(batch)") }
+            if let k = inFlight, k < 1 { throw CLIError("--in-flight must be ≥ 1, not \(k)") }
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let exe = Devnet.executable
             var rows: [JSON] = []

@@ -242,7 +242,7 @@ import Testing
         let rows = try #require(r.json?.arrayValue)
         #expect(rows.map { $0["m"]?.intValue } == [1, 4])
         for row in rows { #expect((row["replicaEvidencesPerSecond"]?.doubleValue ?? 0) > 0) }
-        for bad in [["--nodes", "5"], ["--in-flight", "0"], ["--batch", "0"], ["--m", "0"], ["--floor-seconds=-1"]] {
+        for bad in [["--nodes", "5"], ["--in-flight", "0"], ["--batch", "0"], ["--m", "0"], ["--m", "4,x"], ["--rate", "0"], ["--floor-seconds=-1"]] {
             let b = try efsc(["bench", "onchain", "--floor-only"] + bad)
             #expect(b.code == 1, "\(bad)")
             #expect(b.err.contains("must"), "\(bad): \(b.err)")
