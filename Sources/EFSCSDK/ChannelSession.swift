@@ -41,6 +41,10 @@ public final class ChannelSession: @unchecked Sendable {
     public private(set) var lastEnd: Double?
     public private(set) var latest: VerifiableCredential?
     var admittedWaiter: CheckedContinuation<Void, Error>?
+    /// A proposal that came while this consumer lacked the TSC before it
+    /// (the TCC issued one and crashed before sending it here): countersigned
+    /// once admission has handed that TSC over.
+    var gapProposal: JSONObject?
     /// When this session last answered a challenge: no new hello goes out
     /// while that answer may still be in the TCC's hands. (A second hello
     /// meant a second admission, and the TCC re-sends the waiting proposal
@@ -210,6 +214,7 @@ public final class ChannelSession: @unchecked Sendable {
                     // crashed after persisting, before sending): take it now.
                     if let cj = msg["credential"]?.objectValue { self.accept(VerifiableCredential(json: cj)) }
                     self.lock.withLock { self.admittedWaiter.take() }?.resume()
+                    if let p = self.lock.withLock({ self.gapProposal.take() }) { self.countersign(p) }
                 }
             }
         case .propose:
@@ -257,6 +262,16 @@ public final class ChannelSession: @unchecked Sendable {
             let vc = VerifiableCredential(json: doc)
             let claim = vc.subject ?? .null
             let (last, end) = lock.withLock { (lastSequence, lastEnd) }
+            if let s = claim["sequence"]?.intValue, s > last + 1 {
+                // A TSC this consumer never received: the TCC hands its latest
+                // over on admission, so authenticate again and come back to this.
+                let opening = lock.withLock { () -> Bool in
+                    gapProposal = doc
+                    return admittedWaiter != nil
+                }
+                if !opening { Task { try? await self.open() } }
+                throw ChainError("sequence \(s) follows \(last + 1), which this consumer has not received; authenticating again to fetch it")
+            }
             try terms.check(claim, lastSequence: last, lastEnd: end, now: DateTime.currentTime())
             guard let t = template, t.validate(claim).isEmpty else { throw ChainError("the claim does not satisfy the settlement template") }
             guard vc.issuer == lock.withLock({ tcc }) else { throw ChainError("the proposal names another TCC") }

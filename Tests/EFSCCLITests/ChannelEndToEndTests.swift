@@ -205,7 +205,9 @@ extension NetworkSuites {
         let acknowledged = Box()
         let settler = Task {
             var done = 6
-            while done < 16 {
+            // Bounded, so a stuck channel fails the test instead of hanging the suite.
+            let deadline = Date().addingTimeInterval(90)
+            while done < 16 && Date() < deadline {
                 do {
                     let t = try await p.settle(usage: 0.0005, firstStart: first, timeout: 4)
                     done = t.subject!["sequence"]!.intValue!
@@ -216,7 +218,8 @@ extension NetworkSuites {
                 }
             }
         }
-        while acknowledged.lock.withLock({ acknowledged.items.count }) < 3 { try await Task.sleep(nanoseconds: 20_000_000) }
+        let ackDeadline = Date().addingTimeInterval(60)
+        while acknowledged.lock.withLock({ acknowledged.items.count }) < 3 && Date() < ackDeadline { try await Task.sleep(nanoseconds: 20_000_000) }
         #expect(try run(net, ["devnet", "stop-node", "--dir", net.dir, "--kill", "tcc1"]).code == 0)
         try await Task.sleep(nanoseconds: 500_000_000)
         #expect(try run(net, ["devnet", "start-node", "--dir", net.dir, "tcc1"]).code == 0)
