@@ -59,6 +59,21 @@ struct ChainLoad: AsyncParsableCommand {
         var firstError: String?
     }
 
+    /// A signed `evidence.submit` of `batch` evidences of fresh channels
+    /// `<channelPrefix>-<k>` (sequence 1; one item as plain args when `batch` is 1).
+    static func evidenceTransaction(
+        group: String, sender: String, method: String, key: Ed25519SecretKey, nonce: Int, channelPrefix: String, batch: Int
+    ) throws -> ChainTransaction {
+        let items: [JSON] = (0..<batch).map { k in
+            [
+                "channelId": .string("\(channelPrefix)-\(k)"), "sequence": 1,
+                "tscHash": .string(Digest.sha256Hex(Array("\(channelPrefix)/\(k)".utf8))),
+            ]
+        }
+        let args: JSONObject = batch == 1 ? items[0].objectValue! : ["items": .array(items)]
+        return try ChainTransaction.make(group: group, sender: sender, nonce: nonce, op: "evidence.submit", args: args, key: key, method: method)
+    }
+
     func run() async throws {
         try await exitOnError(code: 1) {
             guard rate > 0, rate <= 1_000_000, seconds > 0, (1...4096).contains(batch), inFlight >= 0 else {
@@ -92,15 +107,8 @@ struct ChainLoad: AsyncParsableCommand {
                         }
                     }
                     submitted += 1
-                    let items: [JSON] = (0..<batch).map { k in
-                        [
-                            "channelId": .string("load-\(run)-\(i)-\(k)"), "sequence": 1,
-                            "tscHash": .string(Digest.sha256Hex(Array("\(run)/\(i)/\(k)".utf8))),
-                        ]
-                    }
-                    let args: JSONObject = batch == 1 ? items[0].objectValue! : ["items": .array(items)]
-                    let tx = try ChainTransaction.make(
-                        group: group, sender: did, nonce: baseNonce + i, op: "evidence.submit", args: args, key: key, method: "\(did)#key-1")
+                    let tx = try Self.evidenceTransaction(
+                        group: group, sender: did, method: "\(did)#key-1", key: key, nonce: baseNonce + i, channelPrefix: "load-\(run)-\(i)", batch: batch)
                     let sent = DateTime.currentTime()
                     let timeout = drain + seconds
                     g.addTask {

@@ -37,12 +37,9 @@ struct ReplicaFloor {
             var bytes = 0
             while txs.count < m {
                 nonce += 1
-                let items: [JSON] = (0..<batch).map { k in
-                    ["channelId": .string("floor-\(nonce)-\(k)"), "sequence": 1, "tscHash": .string(Digest.sha256Hex(Array("\(nonce)/\(k)".utf8)))]
-                }
-                let args: JSONObject = batch == 1 ? items[0].objectValue! : ["items": .array(items)]
-                let tx = try ChainTransaction.make(
-                    group: "transaction", sender: tcc.did, nonce: nonce, op: "evidence.submit", args: args, key: tcc.key, method: tcc.verificationMethod)
+                let tx = try ChainLoad.evidenceTransaction(
+                    group: "transaction", sender: tcc.did, method: tcc.verificationMethod, key: tcc.key, nonce: nonce, channelPrefix: "floor-\(nonce)",
+                    batch: batch)
                 if !txs.isEmpty && bytes + tx.bytes.count > GroupRunner.maxBlockBytes { break }
                 txs.append(tx.bytes)
                 bytes += tx.bytes.count + 4

@@ -213,11 +213,12 @@ public struct PBFTReplica: Sendable {
     mutating func propose(_ payload: [UInt8], _ out: inout [PBFTAction]) {
         guard canPropose else { return }
         let seq = durable.lastExec + 1
-        let pp = sign(.prePrepare(view: durable.view, seq: seq, digest: Digest.sha256(payload), payload: payload))
+        let digest = Digest.sha256(payload)
+        let pp = sign(.prePrepare(view: durable.view, seq: seq, digest: digest, payload: payload))
         prePrepares[VoteKey(view: durable.view, seq: seq)] = pp
         highestAssigned = seq
         out.append(.broadcast(pp))
-        tryPrepared(durable.view, seq, Digest.sha256(payload), &out)
+        tryPrepared(durable.view, seq, digest, &out)
     }
 
     mutating func onPrePrepare(_ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ p: [UInt8], _ out: inout [PBFTAction]) {

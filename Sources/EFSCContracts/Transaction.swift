@@ -18,13 +18,11 @@ public struct ChainTransaction: Sendable {
 
     public init(json: JSONObject) {
         self.json = json
-        var members = (try? Self.canonicalMembers(json)) ?? []
-        if members.isEmpty && !json.isEmpty {
-            // No canonical form (a non-finite number): as before, no bytes.
-            bytes = []
-            proofMember = nil
-        } else {
-            (bytes, proofMember) = Self.assemble(&members)
+        do {
+            (bytes, proofMember) = Self.assemble(try Self.canonicalMembers(json))
+        } catch {
+            // No canonical form (a non-finite number): no bytes.
+            (bytes, proofMember) = ([], nil)
         }
         hash = Digest.sha256(bytes)
     }
@@ -57,12 +55,17 @@ public struct ChainTransaction: Sendable {
 
     /// The members of `o` as canonical `"key":value` bytes, in JCS order.
     static func canonicalMembers(_ o: JSONObject) throws -> [(key: String, bytes: [UInt8])] {
-        try o.keys.sorted(by: JCS.utf16Less).map { k in (k, try JCS.canonicalize(.string(k)) + [UInt8(ascii: ":")] + JCS.canonicalize(o[k]!)) }
+        try o.keys.sorted(by: JCS.utf16Less).map { k in try member(k, o[k]!) }
+    }
+
+    /// One member as canonical `"key":value` bytes.
+    static func member(_ key: String, _ value: JSON) throws -> (key: String, bytes: [UInt8]) {
+        (key, try JCS.canonicalize(.string(key)) + [UInt8(ascii: ":")] + JCS.canonicalize(value))
     }
 
     /// `{` members joined by `,` `}` — the canonical object — and the range
     /// of the `proof` member with one of its commas.
-    static func assemble(_ members: inout [(key: String, bytes: [UInt8])]) -> ([UInt8], Range<Int>?) {
+    static func assemble(_ members: [(key: String, bytes: [UInt8])]) -> ([UInt8], Range<Int>?) {
         var out: [UInt8] = [UInt8(ascii: "{")]
         out.reserveCapacity(members.reduce(2) { $0 + $1.bytes.count + 1 })
         var proof: Range<Int>? = nil
@@ -87,14 +90,13 @@ public struct ChainTransaction: Sendable {
         // Canonicalized once: the unsigned members are what the proof signs,
         // and with the proof member added they are the transaction's bytes.
         var members = try canonicalMembers(body)
-        var unsigned = members
         let proof = try EddsaJcs2022.createProof(
-            documentHash: Digest.sha256(assemble(&unsigned).0),
+            documentHash: Digest.sha256(assemble(members).0),
             options: .init(verificationMethod: method, proofPurpose: "capabilityInvocation", created: created ?? "2026-01-01T00:00:00Z"), key: key)
         body["proof"] = .object(proof)
-        members.append(("proof", try JCS.canonicalize(.string("proof")) + [UInt8(ascii: ":")] + JCS.canonicalize(.object(proof))))
+        members.append(try member("proof", .object(proof)))
         members.sort { JCS.utf16Less($0.key, $1.key) }
-        let (bytes, range) = assemble(&members)
+        let (bytes, range) = assemble(members)
         return ChainTransaction(json: body, bytes: bytes, proofMember: range)
     }
 

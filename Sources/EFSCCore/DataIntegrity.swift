@@ -95,13 +95,12 @@ public enum EddsaJcs2022 {
 
     /// proofHash || documentHash, the 64 bytes that are signed.
     public static func hashData(document: JSONObject, proofConfig: JSONObject) throws(ProofError) -> [UInt8] {
-        do {
-            let proofHash = Digest.sha256(try JCS.canonicalize(.object(proofConfig)))
-            let docHash = Digest.sha256(try JCS.canonicalize(.object(document)))
-            return proofHash + docHash
-        } catch {
-            throw .canonicalization(error.description)
-        }
+        try sha256Canonical(proofConfig) + sha256Canonical(document)
+    }
+
+    /// SHA-256 of an object's canonical bytes.
+    static func sha256Canonical(_ o: JSONObject) throws(ProofError) -> [UInt8] {
+        do { return Digest.sha256(try JCS.canonicalize(.object(o))) } catch { throw .canonicalization(error.description) }
     }
 
     /// Creates a proof over `document` (which may already hold proofs).
@@ -117,9 +116,7 @@ public enum EddsaJcs2022 {
     public static func createProof(documentHash: [UInt8], options: Options, key: Ed25519SecretKey) throws -> JSONObject {
         guard options.previousProof.isEmpty else { throw ProofError.previousProofNotFound(options.previousProof[0]) }
         let config = try proofConfig(options: options, context: nil)
-        let proofHash: [UInt8]
-        do { proofHash = Digest.sha256(try JCS.canonicalize(.object(config))) } catch { throw ProofError.canonicalization(error.description) }
-        return try signed(config, data: proofHash + documentHash, key: key)
+        return try signed(config, data: try sha256Canonical(config) + documentHash, key: key)
     }
 
     /// The proof options as the proof's members, without its value.
@@ -238,8 +235,6 @@ public enum EddsaJcs2022 {
         let sig = try checkShape(proof, now: now)
         var config = proof
         config["proofValue"] = nil
-        let proofHash: [UInt8]
-        do { proofHash = Digest.sha256(try JCS.canonicalize(.object(config))) } catch { throw .canonicalization(error.description) }
-        guard key.isValidSignature(sig, for: proofHash + inputHash) else { throw .badSignature }
+        guard key.isValidSignature(sig, for: try sha256Canonical(config) + inputHash) else { throw .badSignature }
     }
 }
