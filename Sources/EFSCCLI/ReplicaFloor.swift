@@ -58,10 +58,9 @@ struct ReplicaFloor {
             let state = ContractState(ledger: l)
             let height = l.height + 1
             for (i, t) in txs.enumerated() {
-                guard let o = try JSONParser.parse(t).objectValue else { throw CLIError("replica floor: transaction is not an object") }
-                // As a node takes a transaction into its pool: canonical bytes
-                // made once, and found to be the block's.
-                let tx = ChainTransaction(json: o)
+                // As a node takes a transaction into its pool: parsed once,
+                // canonical bytes kept (or made), and found to be the block's.
+                guard let tx = try ChainTransaction(received: t) else { throw CLIError("replica floor: transaction is not an object") }
                 guard tx.bytes == t else { throw CLIError("replica floor: transaction bytes are not canonical") }
                 let r = contracts.execute(tx, state: state, height: height, index: i)
                 guard r.ok else { throw CLIError("replica floor: evidence rejected: \(r.error ?? "?")") }

@@ -27,6 +27,26 @@ public struct ChainTransaction: Sendable {
         hash = Digest.sha256(bytes)
     }
 
+    /// A transaction as received (a node's pool): parsed once, and when the
+    /// text is canonical already (as every EFSC client sends it) kept as its
+    /// bytes rather than serialized again. Throws the parser's error for
+    /// malformed JSON; nil for JSON that is not an object.
+    public init?(received text: [UInt8], maxBytes: Int = JSONParser.defaultMaxBytes) throws(JSONError) {
+        let n = try JSONParser.parseNoting(text, maxBytes: maxBytes)
+        guard let o = n.value.objectValue else { return nil }
+        guard n.canonical else {
+            self.init(json: o)
+            return
+        }
+        var proof: Range<Int>? = nil
+        if let i = n.members.firstIndex(where: { $0.key == "proof" }) {
+            let r = n.members[i].range
+            // With one of its commas, as `assemble` takes it.
+            proof = i > 0 ? r.lowerBound - 1..<r.upperBound : r.lowerBound..<r.upperBound + (n.members.count > 1 ? 1 : 0)
+        }
+        self.init(json: o, bytes: text, proofMember: proof)
+    }
+
     /// A transaction as a block carries it: `bytes` are what every node
     /// hashes, so they are taken as they are.
     public init(json: JSONObject, blockBytes: [UInt8]) {

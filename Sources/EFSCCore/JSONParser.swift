@@ -42,15 +42,36 @@ public struct JSONParser {
 
     public static func parse(bytes: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws(JSONError) -> JSON {
         var p = Cursor(buf: bytes, maxDepth: maxDepth)
-        // A UTF-8 byte order mark is not JSON (RFC 8259 §8.1); refuse it clearly.
-        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-            throw .syntax("byte order mark is not allowed", offset: 0)
+        return try p.document()
+    }
+
+    /// A parsed document that also says whether its text was already in JCS
+    /// canonical form, and where each member of a top-level object is.
+    public struct Noted: Sendable {
+        public let value: JSON
+        /// True only if the text is byte for byte JCS (RFC 8785) of `value`.
+        /// False may also mean "not cheaply provable": a string with any
+        /// escape, or a number that is not a short integer.
+        public let canonical: Bool
+        /// For a top-level object: each member's key and the bytes from its
+        /// key's opening quote to the end of its value, in text order.
+        public let members: [(key: String, range: Range<Int>)]
+    }
+
+    /// Parses `bytes` as `parse` does and notes (at almost no extra cost)
+    /// whether they are canonical already, so a receiver of canonical text
+    /// can keep it instead of serializing the value again.
+    public static func parseNoting(_ bytes: [UInt8], maxBytes: Int = defaultMaxBytes, maxDepth: Int = defaultMaxDepth) throws(JSONError) -> Noted {
+        guard bytes.count <= maxBytes else { throw .tooLarge(bytes: bytes.count, limit: maxBytes) }
+        let r: Result<Noted, JSONError> = bytes.withUnsafeBytes { buf in
+            Result { () throws(JSONError) in
+                var p = Cursor(buf: buf, maxDepth: maxDepth)
+                p.noteTop = true
+                let v = try p.document()
+                return Noted(value: v, canonical: p.canonical, members: p.topMembers)
+            }
         }
-        p.skipWS()
-        let v = try p.value(depth: 0)
-        p.skipWS()
-        if p.i < p.buf.count { throw .syntax("unexpected trailing data", offset: p.i) }
-        return v
+        return try r.get()
     }
 }
 
@@ -58,17 +79,38 @@ private struct Cursor {
     let buf: UnsafeRawBufferPointer
     let maxDepth: Int
     var i = 0
+    /// Cleared at the first thing JCS would write differently (or that is
+    /// not cheap to check): whitespace, an escape, keys out of order, a
+    /// number other than a short integer.
+    var canonical = true
+    var noteTop = false
+    var topMembers: [(key: String, range: Range<Int>)] = []
 
     init(buf: UnsafeRawBufferPointer, maxDepth: Int) {
         self.buf = buf
         self.maxDepth = maxDepth
     }
 
+    mutating func document() throws(JSONError) -> JSON {
+        let bytes = buf
+        // A UTF-8 byte order mark is not JSON (RFC 8259 §8.1); refuse it clearly.
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+            throw .syntax("byte order mark is not allowed", offset: 0)
+        }
+        skipWS()
+        let v = try value(depth: 0)
+        skipWS()
+        if i < buf.count { throw .syntax("unexpected trailing data", offset: i) }
+        return v
+    }
+
     @inline(__always) mutating func skipWS() {
+        let from = i
         while i < buf.count {
             let c = buf[i]
             if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { i += 1 } else { break }
         }
+        if i != from { canonical = false }
     }
 
     mutating func value(depth: Int) throws(JSONError) -> JSON {
@@ -116,6 +158,7 @@ private struct Cursor {
             guard buf[i] == UInt8(ascii: "\"") else { throw .syntax("expected a string key", offset: i) }
             let keyOffset = i
             let key = try string()
+            if canonical, let last = obj.keys.last, !JCS.utf16Less(last, key) { canonical = false }
             // Small objects: a linear scan beats hashing; large ones switch to a set.
             if obj.count < 12 {
                 if obj.keys.contains(key) { throw .duplicateKey(key, offset: keyOffset) }
@@ -128,6 +171,7 @@ private struct Cursor {
             i += 1
             skipWS()
             let v = try value(depth: depth)
+            if noteTop && depth == 1 { topMembers.append((key, keyOffset..<i)) }
             obj.appendUnchecked(key, v)
             skipWS()
             guard i < buf.count else { throw .syntax("unexpected end of input in object", offset: i) }
@@ -198,6 +242,8 @@ private struct Cursor {
         }
         // Fast path: short integers need no decimal-to-binary conversion.
         let len = i - start
+        // JCS writes an integer of up to 15 digits as those digits; "-0" as "0".
+        if !isInteger || len > 15 || (len == 2 && buf[start] == UInt8(ascii: "-") && buf[start + 1] == UInt8(ascii: "0")) { canonical = false }
         if isInteger && len <= 15 {
             var neg = false
             var k = start
@@ -264,7 +310,10 @@ private struct Cursor {
             }
             return s
         }
-        // Slow path with escapes: collect UTF-8 bytes.
+        // Slow path with escapes: collect UTF-8 bytes. (JCS escapes only
+        // what it must; proving this string needs no other form is not
+        // worth it, so the text counts as not canonical.)
+        canonical = false
         var out = [UInt8](UnsafeRawBufferPointer(rebasing: buf[start..<i]))
         while true {
             guard i < buf.count else { throw .syntax("unterminated string", offset: open) }

@@ -135,11 +135,15 @@ public final class GroupRunner: @unchecked Sendable {
 
     func onTransaction(_ m: MQTTMessage) {
         q.async {
-            guard let j = try? JSONParser.parse(m.payload), let o = j.objectValue else {
-                self.reply(m, ["status": "rejected", "error": "malformed transaction JSON"])
+            let parsed: ChainTransaction?
+            do { parsed = try ChainTransaction(received: m.payload) } catch {
+                self.reply(m, ["status": "rejected", "error": .string("transaction: \(error)")])
                 return
             }
-            let tx = ChainTransaction(json: o)
+            guard let tx = parsed else {
+                self.reply(m, ["status": "rejected", "error": "transaction is not a JSON object"])
+                return
+            }
             guard tx.group == self.group else {
                 self.reply(m, ["status": "rejected", "error": .string("transaction is for group '\(tx.group ?? "?")'")])
                 return

@@ -234,12 +234,35 @@ public final class TCC: @unchecked Sendable {
         guard fresh else { return }
         var touched = Set<String>()
         for t in b.transactions {
+            // Block transactions are canonical, so a channel operation's text
+            // has this member; the rest (mostly evidence batches of tens of
+            // kilobytes) are not parsed at all.
+            guard Self.contains(t, Self.channelOpMember) else { continue }
             guard let j = try? JSONParser.parse(t), let op = j["op"]?.stringValue, op.hasPrefix("channel."),
                 let id = j["args"]?["channelId"]?.stringValue, lock.withLock({ channels[id] }) != nil
             else { continue }
             touched.insert(id)
         }
         for id in touched { refreshFromChain(id) }
+    }
+
+    static let channelOpMember = Array(#""op":"channel."#.utf8)
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, needle.count <= haystack.count else { return needle.isEmpty }
+        return haystack.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in
+                var i = 0
+                let last = h.count - n.count
+                while i <= last {
+                    guard let p = memchr(h.baseAddress! + i, Int32(first), last - i + 1) else { return false }
+                    let at = h.baseAddress!.distance(to: UnsafeRawPointer(p))
+                    if memcmp(h.baseAddress! + at, n.baseAddress!, n.count) == 0 { return true }
+                    i = at + 1
+                }
+                return false
+            }
+        }
     }
 
     func refreshFromChain(_ id: String) {

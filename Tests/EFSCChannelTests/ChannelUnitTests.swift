@@ -1,7 +1,7 @@
 import EFSCChannel
 import EFSCCore
 import EFSCCredentials
-import EFSCTCC
+@testable import EFSCTCC
 import Testing
 
 /// The pure parts of the channel protocol: settlement terms from a TIC,
@@ -95,6 +95,19 @@ import Testing
         }
         #expect(Base64URL.decode(Base64URL.encode([0xFB, 0xFF, 0x01])) == [0xFB, 0xFF, 0x01])
         #expect(PartyName.of("did:efsc:devnet:Abc") == "Abc")
+    }
+
+    /// The TCC parses only the block transactions that hold a channel
+    /// operation's member; the byte search must find it anywhere.
+    @Test func blockFilterFindsChannelOperationsOnly() throws {
+        let close = Array(#"{"args":{"channelId":"c"},"group":"transaction","nonce":1,"op":"channel.close","sender":"did:efsc:x"}"#.utf8)
+        let evidence = Array(#"{"args":{"items":[{"channelId":"channel.x","sequence":1,"tscHash":"00"}]},"op":"evidence.submit"}"#.utf8)
+        #expect(TCC.contains(close, TCC.channelOpMember))
+        #expect(!TCC.contains(evidence, TCC.channelOpMember))
+        #expect(TCC.contains(TCC.channelOpMember, TCC.channelOpMember))
+        #expect(TCC.contains(Array("xx".utf8) + TCC.channelOpMember, TCC.channelOpMember))
+        #expect(!TCC.contains(Array(TCC.channelOpMember.dropLast()), TCC.channelOpMember))
+        #expect(!TCC.contains([], TCC.channelOpMember) && TCC.contains([1], []))
     }
 
     @Test func adaptiveNRisesUnderABurstAndFallsAfter() {

@@ -160,6 +160,21 @@ struct Party {
             rest["proof"] = nil
             #expect(t.unsignedHash == (o["proof"] == nil ? nil : Digest.sha256(try JCS.canonicalize(.object(rest)))))
         }
+        // Received as text: canonical text is kept as the bytes (no second
+        // serialization), the proof member found in place; other text is
+        // made canonical. Either way the same bytes, hash and unsigned hash.
+        let pretty = Array(JSON.object(tx.json).prettyString().utf8)
+        for text in [tx.bytes, pretty] {
+            let r = try #require(try ChainTransaction(received: text))
+            #expect(r.bytes == tx.bytes && r.hash == tx.hash && r.unsignedHash == tx.unsignedHash)
+        }
+        for o: JSONObject in [["proof": ["a": 1], "zeta": [1, 2]], ["proof": "p"], ["a": 1, "b": ["c": true]], [:]] {
+            let canonical = try JCS.canonicalize(.object(o))
+            let r = try #require(try ChainTransaction(received: canonical))
+            #expect(r.bytes == canonical && r.unsignedHash == ChainTransaction(json: o).unsignedHash)
+        }
+        #expect(try ChainTransaction(received: Array("[1]".utf8)) == nil)
+        #expect(throws: JSONError.self) { try ChainTransaction(received: Array("{\"a\"".utf8)) }
         // Bytes taken from a block as they are: no shortcut, the proof is checked the long way.
         #expect(ChainTransaction(json: tx.json, blockBytes: tx.bytes).unsignedHash == nil)
     }

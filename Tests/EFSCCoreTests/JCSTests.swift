@@ -151,4 +151,34 @@ import Testing
             }
         }
     }
+
+    /// `parseNoting` calls text canonical only when it is byte for byte JCS
+    /// of what it parsed to; anything JCS would write differently is not.
+    @Test func parseNotingTellsCanonicalTextApart() throws {
+        let canonical = [
+            #"{"a":1,"b":[true,false,null],"c":{"x":"é€😀","y":-7}}"#, #"[]"#, #"{}"#, #""plain""#, "0", "123456789012345",
+            #"{"😀":1,"\#u{E000}":2}"#,
+        ]
+        for t in canonical {
+            let n = try JSONParser.parseNoting(Array(t.utf8))
+            #expect(n.canonical, "\(t)")
+            #expect(try JCS.canonicalize(n.value) == Array(t.utf8), "\(t)")
+        }
+        let other = [
+            #"{"b":1,"a":2}"#, #"{"a": 1}"#, " [1]", "[1] ", #"{"a":1.0}"#, #"{"a":1e2}"#, "-0", "1234567890123456",
+            #""a\/b""#, #""\u0041""#, #""tab\t""#, #"{"\#u{E000}":1,"😀":2}"#, "[1,\n2]",
+        ]
+        for t in other {
+            let n = try JSONParser.parseNoting(Array(t.utf8))
+            #expect(!n.canonical, "\(t)")
+            // Same value as the plain parser's.
+            #expect(n.value == (try JSONParser.parse(t)), "\(t)")
+        }
+        // Top-level members: key's quote to the value's end.
+        let t = Array(#"{"args":{"k":[1]},"proof":"p","z":0}"#.utf8)
+        let n = try JSONParser.parseNoting(t)
+        #expect(n.members.map(\.key) == ["args", "proof", "z"])
+        #expect(n.members.map { String(decoding: t[$0.range], as: UTF8.self) } == [#""args":{"k":[1]}"#, #""proof":"p""#, #""z":0"#])
+        #expect(throws: JSONError.self) { try JSONParser.parseNoting(Array("{\"a\":".utf8)) }
+    }
 }
