@@ -110,7 +110,12 @@ public final class RocksDB: @unchecked Sendable {
     public static let appendMostlyBufferBytes = 8 << 20
 
     /// WAL files kept before the column families holding them are flushed.
-    public static let maxTotalWALBytes: UInt64 = 64 << 20
+    /// At 64 MB the WAL (which carries every block twice: the consensus
+    /// store's copy and the ledger's) forced flushes of the 64 MB state
+    /// memtable at a third full: more, smaller table files, each one more
+    /// Bloom filter for every lookup. 256 MB lets memtables flush when full
+    /// (≈ 6 % more evidences/s on a devnet); a crash replays at most this.
+    public static let maxTotalWALBytes: UInt64 = 256 << 20
 
     /// Writes every column family's memtable to table files and waits, so the
     /// WAL files become obsolete (a clean close leaves no log to replay).
