@@ -38,8 +38,8 @@ public final class RocksDB: @unchecked Sendable {
     /// written on every commit and read only by queries: their memtable is a
     /// vector (an insert is an append, sorted once when flushed; the usual
     /// skip list costs ≈ 20 cache-missing comparisons per insert), kept at
-    /// 8 MB so a query's lookup in it (which sorts a copy) stays in
-    /// milliseconds.
+    /// 4 MB so a query's lookup in it (which sorts a copy) stays in
+    /// milliseconds, and stored uncompressed (hashes do not compress).
     public init(path: String, createIfMissing: Bool = true, columnFamilies: [String] = [], appendMostly: Set<String> = []) throws {
         self.path = path
         let opts = rocksdb_options_create()!
@@ -77,6 +77,13 @@ public final class RocksDB: @unchecked Sendable {
         rocksdb_options_set_memtable_vector_rep(append)
         rocksdb_options_set_memtable_prefix_bloom_size_ratio(append, 0)
         rocksdb_options_set_write_buffer_size(append, Self.appendMostlyBufferBytes)
+        // Sorting the vector at flush chases a pointer per comparison: a
+        // node measured ≈ 2.9 µs of flush CPU per entry at 8 MB, 2.3 at 4 MB
+        // and 1.7 with no compression either (the keys are hashes: zstd
+        // bought ≈ 16 B per evidence for ≈ 0.5 µs). Twice as many files per
+        // compaction keeps compaction input the size it was.
+        rocksdb_options_set_level0_file_num_compaction_trigger(append, 8)
+        rocksdb_options_set_compression(append, Int32(rocksdb_no_compression))
         appendOptions = append
         var err: UnsafeMutablePointer<CChar>? = nil
         let names = ["default"] + columnFamilies.filter { $0 != "default" }
@@ -107,7 +114,7 @@ public final class RocksDB: @unchecked Sendable {
     }
 
     /// Memtable size of append-mostly families.
-    public static let appendMostlyBufferBytes = 8 << 20
+    public static let appendMostlyBufferBytes = 4 << 20
 
     /// WAL files kept before the column families holding them are flushed.
     /// At 64 MB the WAL (which carries every block twice: the consensus
