@@ -156,7 +156,8 @@ import Testing
     /// of what it parsed to; anything JCS would write differently is not.
     @Test func parseNotingTellsCanonicalTextApart() throws {
         let canonical = [
-            #"{"a":1,"b":[true,false,null],"c":{"x":"é€😀","y":-7}}"#, #"[]"#, #"{}"#, #""plain""#, "0", "123456789012345",
+            #"{"a":1,"b":[true,false,null],"c":{"x":"é€😀","y":-7}}"#, #"[]"#,
+            #"{"a":[{"b":[1,{"c":2}],"d":3},[],{}],"e":{"f":[[{}]],"g":[{"h":[{"i":0}]}]}}"#, #"{}"#, #""plain""#, "0", "123456789012345",
             #"{"😀":1,"\#u{E000}":2}"#,
         ]
         for t in canonical {
