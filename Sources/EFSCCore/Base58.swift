@@ -81,6 +81,7 @@ public enum Hex {
 
     public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
         for b in bytes {
             out.append(digits[Int(b >> 4)])
             out.append(digits[Int(b & 0xF)])
@@ -88,25 +89,38 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The bytes of `text` (either case), or nil if it is not whole hex.
+    /// Reads the string's UTF-8 in place: a node decodes a credential hash
+    /// per evidence, and copying each string first was most of the cost.
     public static func decode(_ text: String) -> [UInt8]? {
-        let u = Array(text.utf8)
+        if let r = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0) }) { return r }
+        return Array(text.utf8).withUnsafeBufferPointer { decode(bytes: $0) }
+    }
+
+    static func decode(bytes u: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard u.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(u.count / 2)
-        func nib(_ c: UInt8) -> UInt8? {
+        @inline(__always) func nib(_ c: UInt8) -> UInt8 {
             switch c {
-            case 0x30...0x39: return c - 0x30
-            case 0x61...0x66: return c - 0x61 + 10
-            case 0x41...0x46: return c - 0x41 + 10
-            default: return nil
+            case 0x30...0x39: return c &- 0x30
+            case 0x61...0x66: return c &- 0x61 &+ 10
+            case 0x41...0x46: return c &- 0x41 &+ 10
+            default: return 0xFF
             }
         }
-        var i = 0
-        while i < u.count {
-            guard let h = nib(u[i]), let l = nib(u[i + 1]) else { return nil }
-            out.append(h << 4 | l)
-            i += 2
+        var ok = true
+        let out = [UInt8](unsafeUninitializedCapacity: u.count / 2) { buf, n in
+            var i = 0
+            while i < u.count {
+                let h = nib(u[i]), l = nib(u[i + 1])
+                if (h | l) & 0xF0 != 0 {
+                    ok = false
+                    break
+                }
+                buf[i / 2] = h << 4 | l
+                i += 2
+            }
+            n = i / 2
         }
-        return out
+        return ok ? out : nil
     }
 }

@@ -15,6 +15,18 @@ import Testing
         }
     }
 
+    @Test func hexRoundTripsAndRefusesWhatIsNotHex() {
+        let bytes = (0..<256).map { UInt8($0) }
+        let text = Hex.encode(bytes)
+        #expect(text.count == 512 && text == text.lowercased())
+        #expect(Hex.decode(text) == bytes)
+        #expect(Hex.decode(text.uppercased()) == bytes)
+        #expect(Hex.decode("") == [])
+        #expect(Hex.decode("0aF9") == [0x0A, 0xF9])
+        for bad in ["0", "abc", "0g", "g0", "zz", "0 ", "é0", "0/", "0:", "0@", "0G", "`0"] { #expect(Hex.decode(bad) == nil, "\(bad)") }
+        #expect(Hex.encode([UInt8]()) == "")
+    }
+
     @Test func multibaseErrors() {
         #expect(throws: MultibaseError.notBase58btc("u123")) { try Multibase.decodeRaw("u123") }
         #expect(throws: MultibaseError.invalidCharacters) { try Multibase.decodeRaw("z0OIl") }
