@@ -64,13 +64,8 @@ struct ChainLoad: AsyncParsableCommand {
     static func evidenceTransaction(
         group: String, sender: String, method: String, key: Ed25519SecretKey, nonce: Int, channelPrefix: String, batch: Int
     ) throws -> ChainTransaction {
-        let items: [JSON] = (0..<batch).map { k in
-            [
-                "channelId": .string("\(channelPrefix)-\(k)"), "sequence": 1,
-                "tscHash": .string(Digest.sha256Hex(Array("\(channelPrefix)/\(k)".utf8))),
-            ]
-        }
-        let args: JSONObject = batch == 1 ? items[0].objectValue! : ["items": .array(items)]
+        // In columns, as a TCC submits its batches (`EvidenceBatch`).
+        let args = EvidenceBatch.args((0..<batch).map { k in ("\(channelPrefix)-\(k)", 1, Digest.sha256Hex(Array("\(channelPrefix)/\(k)".utf8))) })
         return try ChainTransaction.make(group: group, sender: sender, nonce: nonce, op: "evidence.submit", args: args, key: key, method: method)
     }
 

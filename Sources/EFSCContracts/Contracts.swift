@@ -245,19 +245,11 @@ public struct Contracts {
     /// together for queries. (Whole records here cost ≈ 600 bytes a evidence.)
     func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64, _ txIndex: Int) throws -> JSON? {
         guard tccs.contains(sender) else { throw ContractError("\(sender) is not a TCC of this network") }
-        let items: [JSONObject]
-        if let list = tx.args["items"]?.arrayValue {
-            items = list.compactMap(\.objectValue)
-            guard items.count == list.count, !items.isEmpty, items.count <= 4096 else { throw ContractError("items must be 1-4096 objects") }
-        } else {
-            items = [tx.args]
-        }
-        for (i, e) in items.enumerated() {
-            guard let ch = e["channelId"]?.stringValue, !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
-            guard let seq = e["sequence"]?.intValue, seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
-            guard let h = e["tscHash"]?.stringValue, h.utf8.count == 64, let hash = Hex.decode(h) else {
-                throw ContractError("item \(i): tscHash must be 64 hex digits")
-            }
+        let batch = try EvidenceBatch(args: tx.args)
+        for i in 0..<batch.count {
+            guard let ch = batch.channelId(i), !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
+            guard let seq = batch.sequence(i), seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
+            guard let hash = batch.tscHash(i) else { throw ContractError("item \(i): tscHash must be 64 hex digits") }
             let channelKey = "evidence/\(ch)"
             if let ps = s.getBytes(channelKey).flatMap(EvidenceLocation.init(decoding:))?.sequence, seq <= ps {
                 throw ContractError("item \(i): stale sequence \(seq) for channel \(ch) (on chain: \(ps))")
@@ -267,7 +259,7 @@ public struct Contracts {
             at.sequence = seq
             s.setBytes(channelKey, at.encoded)
         }
-        return ["evidences": .number(Double(items.count))]
+        return ["evidences": .number(Double(batch.count))]
     }
 
     /// The full evidence record (topics.md `query evidence`) from a state
@@ -275,15 +267,13 @@ public struct Contracts {
     /// channelId, sequence, tscHash, tcc, height, txHash, index.
     public static func evidenceRecord(_ at: EvidenceLocation, transaction bytes: [UInt8]) throws -> JSON {
         let height = at.height, index = at.index
-        guard let tx = try? JSONParser.parse(bytes), let args = tx["args"]?.objectValue
+        guard let tx = try? JSONParser.parse(bytes), let args = tx["args"]?.objectValue, let batch = try? EvidenceBatch(args: args)
         else { throw ContractError("evidence record does not point at an evidence transaction") }
-        let items = args["items"]?.arrayValue?.compactMap(\.objectValue) ?? [args]
-        guard index >= 0, index < items.count else { throw ContractError("evidence record points past its transaction's items") }
-        let e = items[index]
+        guard index >= 0, index < batch.count else { throw ContractError("evidence record points past its transaction's items") }
         return [
-            "channelId": e["channelId"] ?? .null, "sequence": e["sequence"] ?? .null, "tscHash": e["tscHash"] ?? .null,
-            "tcc": tx["sender"] ?? .null, "height": .number(Double(height)), "txHash": .string(Digest.sha256Hex(bytes)),
-            "index": .number(Double(index)),
+            "channelId": batch.channelId(index).map { .string($0) } ?? .null, "sequence": batch.sequence(index).map { .number(Double($0)) } ?? .null,
+            "tscHash": batch.tscHash(index).map { .string(Hex.encode($0)) } ?? .null, "tcc": tx["sender"] ?? .null, "height": .number(Double(height)),
+            "txHash": .string(Digest.sha256Hex(bytes)), "index": .number(Double(index)),
         ]
     }
 

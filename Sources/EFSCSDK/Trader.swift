@@ -145,8 +145,9 @@ public final class Trader: @unchecked Sendable {
             guard let size = t["size"]?.intValue, Merkle.verify(leaf: Merkle.leafHash(leaf), index: idx, size: size, proof: proof, root: root) else {
                 throw ChainError("the inclusion proof of transaction \(txh) does not verify")
             }
-            let items = txj["args"]?["items"]?.arrayValue ?? [txj["args"] ?? .null]
-            guard items.contains(where: { $0["tscHash"]?.stringValue == hash }) else { throw ChainError("the evidence transaction does not carry this TSC's hash") }
+            guard let args = txj["args"]?.objectValue, let batch = try? EvidenceBatch(args: args), let want = Hex.decode(hash),
+                (0..<batch.count).contains(where: { batch.tscHash($0) == want })
+            else { throw ChainError("the evidence transaction does not carry this TSC's hash") }
             return OnChainStatus(state: "anchored", evidence: e, detail: "evidence at height \(e["height"]?.intValue ?? 0), inclusion proof verified")
         }
         if let e = try? await chain.query("transaction", "evidence", ["channelId": .string(channel)]), let s = e["sequence"]?.intValue, s > seq {

@@ -324,7 +324,9 @@ public final class TCC: @unchecked Sendable {
         Task {
             defer { self.lock.withLock { self.evidenceInFlight = false } }
             while !items.isEmpty {
-                let args: JSONObject = items.count == 1 ? items[0].objectValue! : ["items": .array(items)]
+                // Columns: a node parses three values rather than an object per evidence.
+                let args = EvidenceBatch.args(
+                    items.map { ($0["channelId"]?.stringValue ?? "", $0["sequence"]?.intValue ?? 0, $0["tscHash"]?.stringValue ?? "") })
                 do {
                     let tx = try ChainTransaction.make(
                         group: "transaction", sender: did, nonce: nonces.next(), op: "evidence.submit", args: args, key: config.identity.key,

@@ -243,6 +243,47 @@ struct Party {
         #expect(c.execute(try tcc.tx("transaction", "evidence.submit", ["channelId": "ch-9", "sequence": 1, "tscHash": "zz"]), state: state, height: 9).error == "item 0: tscHash must be 64 hex digits")
     }
 
+    /// The column form of a batch (what TCCs submit): same checks, same
+    /// index and records as items, and malformed columns refused by name.
+    @Test func evidenceColumnsIndexLikeItemsAndRefuseBadShapes() throws {
+        var (c, state, _, _, tcc) = try setup()
+        let hs = (0..<3).map { Hex.encode(Digest.sha256([UInt8($0)])) }
+        let args = EvidenceBatch.args([("col-a", 1, hs[0]), ("col-b", 4, hs[1]), ("col-c", 2, hs[2])])
+        #expect(args["channelIds"] == ["col-a", "col-b", "col-c"] && args["tscHashes"]?.stringValue == hs.joined())
+        #expect(EvidenceBatch.args([("one", 1, hs[0])]) == ["channelId": "one", "sequence": 1, "tscHash": .string(hs[0])])
+        let tx = try tcc.tx("transaction", "evidence.submit", args)
+        let r = c.execute(tx, state: state, height: 4, index: 2)
+        #expect(r.ok, "\(r.error ?? "")")
+        #expect(r.result?["evidences"]?.intValue == 3)
+        #expect(state.getBytes("evidence/col-b").flatMap(EvidenceLocation.init(decoding:)) == EvidenceLocation(height: 4, tx: 2, index: 1, sequence: 4))
+        #expect(state.evidenceIndex.map(\.key) == hs.map { Hex.decode($0)! })
+        let rec = try Contracts.evidenceRecord(EvidenceLocation(height: 4, tx: 2, index: 2), transaction: tx.bytes)
+        #expect(
+            rec == [
+                "channelId": "col-c", "sequence": 2, "tscHash": .string(hs[2]), "tcc": .string(tcc.did), "height": 4, "txHash": .string(Hex.encode(tx.hash)),
+                "index": 2,
+            ])
+        #expect(throws: ContractError.self) { try Contracts.evidenceRecord(EvidenceLocation(height: 4, tx: 2, index: 3), transaction: tx.bytes) }
+        // Per-item checks name the item, as for items.
+        let stale = c.execute(try tcc.tx("transaction", "evidence.submit", EvidenceBatch.args([("col-d", 1, hs[0]), ("col-b", 4, hs[1])])), state: state, height: 5)
+        #expect(stale.error == "item 1: stale sequence 4 for channel col-b (on chain: 4)")
+        #expect(state.getBytes("evidence/col-d") == nil)
+        let h2 = hs[0] + hs[1]
+        let refusals: [(JSONObject, String)] = [
+            (["channelIds": ["x", "y"], "sequences": [1], "tscHashes": .string(h2)], "channelIds and sequences must be arrays of one length, 1-4096, with tscHashes a string"),
+            (["channelIds": [], "sequences": [], "tscHashes": ""], "channelIds and sequences must be arrays of one length, 1-4096, with tscHashes a string"),
+            (["channelIds": ["x", "y"], "sequences": [1, 2]], "channelIds and sequences must be arrays of one length, 1-4096, with tscHashes a string"),
+            (["channelIds": ["x", "y"], "sequences": [1, 2], "tscHashes": .string(hs[0])], "tscHashes must be 64 hex digits per evidence, concatenated (128 for 2)"),
+            (["channelIds": ["x"], "sequences": [1], "tscHashes": .string(String(repeating: "z", count: 64))], "tscHashes must be 64 hex digits per evidence, concatenated (64 for 1)"),
+            (["channelIds": ["x"], "sequences": [1], "tscHashes": .string(hs[0]), "items": []], "give evidences as one, as items or as columns (channelIds, sequences, tscHashes), not mixed"),
+            (["channelIds": [1, "y"], "sequences": [1, 2], "tscHashes": .string(h2)], "item 0: channelId is missing"),
+            (["channelIds": ["x", "y"], "sequences": [1, 0], "tscHashes": .string(h2)], "item 1: sequence must be ≥ 1"),
+        ]
+        for (a, why) in refusals {
+            #expect(c.execute(try tcc.tx("transaction", "evidence.submit", a), state: state, height: 6).error == why)
+        }
+    }
+
     @Test func nonceWindowAcceptsLateOnceAndRejectsReplays() throws {
         var p = try Party()
         let state = ContractState()
