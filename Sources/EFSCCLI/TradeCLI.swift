@@ -166,8 +166,11 @@ struct TradeCommand: AsyncParsableCommand {
                 defer { Task { await t.chain.bus.disconnect() } }
                 let store = try walletOptions.store()
                 let s = try t.session(channel: channel, tic: try walletOptions.tic(channel), store: store)
-                try await s.open()
+                // Read before opening: once admitted, a consumer countersigns
+                // what the provider proposes, so TSCs may arrive before
+                // `open` returns, and they count towards --count.
                 let startSeq = s.lastSequence
+                try await s.open()
                 if s.role == .provider {
                     let first = noWait ? DateTime.currentTime() - Double(s.terms.period * (count + 1)) : nil
                     for i in 0..<count {

@@ -58,7 +58,7 @@ extension NetworkSuites {
         #expect(consumer.wait(timeout: 60))
         let consumerText = (try? String(contentsOfFile: consumerOut, encoding: .utf8)) ?? ""
         #expect(prov.json?["lastSequence"]?.intValue == 4, "provider: \(prov.out); consumer: \(consumerText)")
-        let cj = try JSONParser.parse(consumerText.split(separator: "\n").last.map(String.init) ?? "")
+        let cj = try #require(try? JSONParser.parse(consumerText.split(separator: "\n").last.map(String.init) ?? ""), "consumer: \(consumerText)")
         #expect(cj["role"] == "consumer" && cj["lastSequence"]?.intValue == 4, "\(consumerText)")
         // Show and verify against the chain.
         var show = try efsc(["trade", "show", "--channel", channel, "--json"] + wallet)
