@@ -38,12 +38,7 @@ public struct ChainTransaction: Sendable {
             self.init(json: o)
             return
         }
-        var proof: Range<Int>? = nil
-        if let i = n.members.firstIndex(where: { $0.key == "proof" }) {
-            let r = n.members[i].range
-            // With one of its commas, as `assemble` takes it.
-            proof = i > 0 ? r.lowerBound - 1..<r.upperBound : r.lowerBound..<r.upperBound + (n.members.count > 1 ? 1 : 0)
-        }
+        let proof = n.members.firstIndex { $0.key == "proof" }.map { Self.withComma(n.members[$0].range, index: $0, of: n.members.count) }
         self.init(json: o, bytes: text, proofMember: proof)
     }
 
@@ -90,14 +85,20 @@ public struct ChainTransaction: Sendable {
         out.reserveCapacity(members.reduce(2) { $0 + $1.bytes.count + 1 })
         var proof: Range<Int>? = nil
         for (i, m) in members.enumerated() {
-            let start = out.count
             if i > 0 { out.append(UInt8(ascii: ",")) }
+            let start = out.count
             out.append(contentsOf: m.bytes)
-            // The first member takes the comma after it instead.
-            if m.key == "proof" { proof = i > 0 ? start..<out.count : start..<out.count + (members.count > 1 ? 1 : 0) }
+            if m.key == "proof" { proof = withComma(start..<out.count, index: i, of: members.count) }
         }
         out.append(UInt8(ascii: "}"))
         return (out, proof)
+    }
+
+    /// The bytes of member `index` (of `count`) of a canonical object with
+    /// one of its commas, so that removing them leaves the canonical object
+    /// without it: the comma before, or for the first member the one after.
+    static func withComma(_ member: Range<Int>, index: Int, of count: Int) -> Range<Int> {
+        index > 0 ? member.lowerBound - 1..<member.upperBound : member.lowerBound..<member.upperBound + (count > 1 ? 1 : 0)
     }
 
     /// Builds and signs a transaction.

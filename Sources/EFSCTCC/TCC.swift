@@ -248,22 +248,7 @@ public final class TCC: @unchecked Sendable {
 
     static let channelOpMember = Array(#""op":"channel."#.utf8)
 
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, needle.count <= haystack.count else { return needle.isEmpty }
-        return haystack.withUnsafeBytes { h in
-            needle.withUnsafeBytes { n in
-                var i = 0
-                let last = h.count - n.count
-                while i <= last {
-                    guard let p = memchr(h.baseAddress! + i, Int32(first), last - i + 1) else { return false }
-                    let at = h.baseAddress!.distance(to: UnsafeRawPointer(p))
-                    if memcmp(h.baseAddress! + at, n.baseAddress!, n.count) == 0 { return true }
-                    i = at + 1
-                }
-                return false
-            }
-        }
-    }
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool { needle.isEmpty || haystack.firstRange(of: needle) != nil }
 
     func refreshFromChain(_ id: String) {
         Task {
