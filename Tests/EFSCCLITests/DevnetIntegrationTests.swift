@@ -106,6 +106,25 @@ extension NetworkSuites {
             done.signal()
         }
         done.wait()
+        // A malformed transaction, or JSON that is not an object, is refused
+        // at once with a reply naming the problem.
+        let replies = Guarded<[String]>([])
+        var rc = try MQTTConfiguration(url: broker, clientID: "bad-tx")
+        rc.offlinePolicy = .failFast
+        let sender = try MQTTClient(rc)
+        Task {
+            try? await sender.connect()
+            for payload in ["{\"group\":", "[1,2]"] {
+                let r = try? await sender.request(Topics.tx("transaction"), payload: Array(payload.utf8), timeout: 10)
+                replies.withLock { $0.append(r.map { String(decoding: $0.payload, as: UTF8.self) } ?? "no reply") }
+            }
+            await sender.disconnect()
+            done.signal()
+        }
+        done.wait()
+        let got = replies.withLock { $0 }
+        #expect(got.count == 2 && got[0].contains("rejected") && got[0].contains("transaction: malformed JSON at byte"), "\(got)")
+        #expect(got.count == 2 && got[1].contains("transaction is not a JSON object"), "\(got)")
 
         // kill -9 the transaction leader: a view change happens and commits resume.
         let leader = try #require(nodes.first { transaction(s, $0).leader })
