@@ -238,7 +238,9 @@ extension NetworkSuites {
         #expect((ev?["sequence"]?.intValue ?? 0) >= 15, "\(ev?.compactString() ?? "no evidence")")
 
         // Adaptive N: a burst on the transaction chain raises the TCC's factor; it falls after.
-        let load = Task { try run(net, ["chain", "load", "--broker", net.broker, "--identity", net.dir + "/tcc1.json", "--rate", "600", "--seconds", "3", "--json"]) }
+        // (The burst must outpace the nodes for the pool to grow: 600/s no
+        // longer did once nodes kept canonical transaction text as sent.)
+        let load = Task { try run(net, ["chain", "load", "--broker", net.broker, "--identity", net.dir + "/tcc1.json", "--rate", "3000", "--seconds", "3", "--json"]) }
         var peak = 1
         for _ in 0..<40 {
             peak = max(peak, try tccStatus(net)?["evidenceFactor"]?.intValue ?? 1)
