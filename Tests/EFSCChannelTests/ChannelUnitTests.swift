@@ -108,6 +108,15 @@ import Testing
         #expect(TCC.contains(Array("xx".utf8) + TCC.channelOpMember, TCC.channelOpMember))
         #expect(!TCC.contains(Array(TCC.channelOpMember.dropLast()), TCC.channelOpMember))
         #expect(!TCC.contains([], TCC.channelOpMember) && TCC.contains([1], []))
+        // Against a naive search, on small alphabets where the anchor byte
+        // recurs, matches overlap, and needles sit at either end.
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let hay = (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...2, using: &rng) }
+            let needle = (0..<Int.random(in: 1...5, using: &rng)).map { _ in UInt8.random(in: 0...2, using: &rng) }
+            let naive = hay.count >= needle.count && (0...(hay.count - needle.count)).contains { Array(hay[$0..<$0 + needle.count]) == needle }
+            #expect(TCC.contains(hay, needle) == naive, "\(hay) \(needle)")
+        }
     }
 
     @Test func adaptiveNRisesUnderABurstAndFallsAfter() {
