@@ -124,7 +124,7 @@ public final class Ledger: @unchecked Sendable {
     /// checking costs one pass).
     static func sortedByKey(_ writes: [StateWrite]) -> [StateWrite] {
         let inOrder = zip(writes, writes.dropFirst()).allSatisfy { StateWrite.keyPrecedes($0, $1) }
-        return inOrder ? writes : writes.sorted(by: StateWrite.keyPrecedes)
+        return inOrder ? writes : KeyOrder.of(writes.map(\.key)).map { writes[$0] }
     }
 
     /// Commits the next block with the state writes of its execution and the
@@ -153,7 +153,12 @@ public final class Ledger: @unchecked Sendable {
         for w in Self.sortedByKey(writes) {
             if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }
         }
-        for e in evidenceIndex {
+        // Key order: the index's vector memtable sorts itself before a flush,
+        // and sorted runs make that sort about a third cheaper (RocksDB's LOG:
+        // flush CPU per entry). Equal hashes keep their order, so the later
+        // entry still wins.
+        for i in KeyOrder.of(evidenceIndex.map(\.key)) {
+            let e = evidenceIndex[i]
             if let v = e.value { b.put(e.key, v, in: evidence) } else { b.delete(e.key, in: evidence) }
         }
         b.put(Array("height".utf8), Self.be(block.header.height), in: meta)

@@ -143,5 +143,27 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let l = try Ledger(path: dir, group: "g")
         #expect(l.nextStateRoot(keys.map(w)) == l.nextStateRoot(keys.reversed().map(w)))
+        #expect(KeyOrder.of(keys).map { keys[$0] } == sorted)
+    }
+
+    /// `KeyOrder` against the plain comparison sort, stable on equal keys:
+    /// long shared prefixes (state keys), keys that end inside or just after
+    /// the 8-byte tag, zero bytes beside padding, duplicates, and hashes.
+    @Test func keyOrderMatchesByteOrderAndIsStable() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            let prefix = Array("evidence/load-".utf8.prefix(Int.random(in: 0...14, using: &rng)))
+            let n = Int.random(in: 0...60, using: &rng)
+            let keys: [[UInt8]] = (0..<n).map { _ in
+                if round % 3 == 0 { return (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+                return prefix + (0..<Int.random(in: 0...12, using: &rng)).map { _ in [0, 1, 0x61, 0xff].randomElement(using: &rng)! }
+            }
+            let expected = keys.indices.sorted { a, b in
+                StateWrite.keyPrecedes(StateWrite(key: keys[a], value: nil), StateWrite(key: keys[b], value: nil))
+                    || (keys[a] == keys[b] && a < b)
+            }
+            #expect(KeyOrder.of(keys) == expected, "round \(round)")
+        }
+        #expect(KeyOrder.of([]) == [] && KeyOrder.of([[7]]) == [0])
     }
 }
