@@ -167,7 +167,7 @@ public enum Digest {
     }
 
     public static func sha256Hex(_ bytes: [UInt8]) -> String {
-        Hex.encode(SHA256.hash(data: bytes))
+        SHA256.hash(data: bytes).withUnsafeBytes { Hex.encode(raw: $0) }
     }
 
     /// Cryptographically secure random bytes.

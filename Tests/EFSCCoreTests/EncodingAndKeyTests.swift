@@ -25,6 +25,17 @@ import Testing
         #expect(Hex.decode("0aF9") == [0x0A, 0xF9])
         for bad in ["0", "abc", "0g", "g0", "zz", "0 ", "é0", "0/", "0:", "0@", "0G", "`0"] { #expect(Hex.decode(bad) == nil, "\(bad)") }
         #expect(Hex.encode([UInt8]()) == "")
+        // Every byte value as a digit: exactly 0-9, a-f and A-F are hex.
+        let valid = Set("0123456789abcdefABCDEF".utf8)
+        for c in 0...255 {
+            let pair = [UInt8(c), UInt8(ascii: "0")]
+            let got = pair.withUnsafeBufferPointer { Hex.decode(bytes: $0) }
+            #expect((got != nil) == valid.contains(UInt8(c)), "byte \(c)")
+        }
+        // Raw bytes, a hash and a non-contiguous sequence encode alike.
+        #expect(bytes.withUnsafeBytes { Hex.encode(raw: $0) } == text)
+        #expect(Digest.sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Hex.encode(bytes.lazy.map { $0 }) == text)
     }
 
     @Test func multibaseErrors() {
