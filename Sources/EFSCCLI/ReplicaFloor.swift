@@ -57,11 +57,15 @@ struct ReplicaFloor {
             let l = ledger!
             let state = ContractState(ledger: l)
             let height = l.height + 1
-            for (i, t) in txs.enumerated() {
-                // As a node takes a transaction into its pool: parsed once,
-                // canonical bytes kept (or made), and found to be the block's.
+            // As a node takes a transaction into its pool: parsed once,
+            // canonical bytes kept (or made), and found to be the block's.
+            let parsed = try txs.map { t in
                 guard let tx = try ChainTransaction(received: t) else { throw CLIError("replica floor: transaction is not an object") }
                 guard tx.bytes == t else { throw CLIError("replica floor: transaction bytes are not canonical") }
+                return tx
+            }
+            state.reserve(writes: Contracts.plannedWrites(parsed))
+            for (i, tx) in parsed.enumerated() {
                 let r = contracts.execute(tx, state: state, height: height, index: i)
                 guard r.ok else { throw CLIError("replica floor: evidence rejected: \(r.error ?? "?")") }
             }

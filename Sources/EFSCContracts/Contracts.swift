@@ -43,6 +43,17 @@ public struct Contracts {
         }
     }
 
+    /// About how many state writes `txs` will make (an evidence batch: one
+    /// per evidence, plus the sender's nonce), for `ContractState.reserve`.
+    /// Read from the arguments' shape only; execution checks them.
+    public static func plannedWrites(_ txs: [ChainTransaction]) -> Int {
+        txs.reduce(0) { n, tx in
+            guard tx.op == "evidence.submit" else { return n + 2 }
+            let a = tx.args
+            return n + 1 + (a["channelIds"]?.arrayValue?.count ?? a["items"]?.arrayValue?.count ?? 1)
+        }
+    }
+
     func run(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64, _ index: Int) throws -> JSON? {
         guard tx.group == group else { throw ContractError("transaction is for group '\(tx.group ?? "?")', not '\(group)'") }
         guard let sender = tx.sender, DIDSyntax.isValid(sender) else { throw ContractError("sender is missing or not a DID") }

@@ -202,6 +202,7 @@ public final class GroupRunner: @unchecked Sendable {
         guard !take.isEmpty else { return }
         let txs = take.map(\.bytes)
         let state = ContractState(ledger: ledger)
+        state.reserve(writes: Contracts.plannedWrites(take.map(\.tx)))
         let height = ledger.height + 1
         let receipts = take.enumerated().map { ($1.tx, contracts.execute($1.tx, state: state, height: height, index: $0)) }
         let writes = state.writes
@@ -288,15 +289,15 @@ public final class GroupRunner: @unchecked Sendable {
             evidenceIndex = p.evidenceIndex
         } else {
             let state = ContractState(ledger: ledger)
-            for (i, t) in block.transactions.enumerated() {
-                // Usually this node parsed the transaction when it reached the pool.
-                let tx: ChainTransaction
-                if let pi = poolIndex[txHashes[i]], pool[pi].bytes == t {
-                    tx = pool[pi].tx
-                } else {
-                    guard let j = try? JSONParser.parse(t), let o = j.objectValue else { continue }
-                    tx = ChainTransaction(json: o, blockBytes: t)
-                }
+            // Usually this node parsed the transaction when it reached the pool.
+            let txs: [ChainTransaction?] = block.transactions.enumerated().map { i, t in
+                if let pi = poolIndex[txHashes[i]], pool[pi].bytes == t { return pool[pi].tx }
+                guard let j = try? JSONParser.parse(t), let o = j.objectValue else { return nil }
+                return ChainTransaction(json: o, blockBytes: t)
+            }
+            state.reserve(writes: Contracts.plannedWrites(txs.compactMap { $0 }))
+            for (i, t) in txs.enumerated() {
+                guard let tx = t else { continue }
                 receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq, index: i)))
             }
             writes = state.writes

@@ -252,6 +252,11 @@ struct Party {
         #expect(args["channelIds"] == ["col-a", "col-b", "col-c"] && args["tscHashes"]?.stringValue == hs.joined())
         #expect(EvidenceBatch.args([("one", 1, hs[0])]) == ["channelId": "one", "sequence": 1, "tscHash": .string(hs[0])])
         let tx = try tcc.tx("transaction", "evidence.submit", args)
+        // A block's planned writes: one per evidence plus the nonce, in every form.
+        let single = try tcc.tx("transaction", "evidence.submit", EvidenceBatch.args([("one", 1, hs[0])]))
+        let items = try tcc.tx("transaction", "evidence.submit", ["items": [["channelId": "i", "sequence": 1, "tscHash": .string(hs[0])], ["channelId": "j", "sequence": 1, "tscHash": .string(hs[1])]]])
+        #expect(Contracts.plannedWrites([tx]) == 4 && Contracts.plannedWrites([single]) == 2 && Contracts.plannedWrites([items]) == 3)
+        #expect(Contracts.plannedWrites([tx, single, items]) == 9 && Contracts.plannedWrites([]) == 0)
         let r = c.execute(tx, state: state, height: 4, index: 2)
         #expect(r.ok, "\(r.error ?? "")")
         #expect(r.result?["evidences"]?.intValue == 3)
