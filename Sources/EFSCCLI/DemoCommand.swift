@@ -69,7 +69,7 @@ struct DemoCommand: AsyncParsableCommand {
         let handle: FileHandle
         var count = 0
         init(path: String) throws {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let h = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
             handle = h
         }
