@@ -166,6 +166,14 @@ public enum Digest {
         Array(SHA256.hash(data: bytes))
     }
 
+    /// SHA-256 of one byte followed by `bytes`, without copying them.
+    public static func sha256(prefix: UInt8, _ bytes: [UInt8]) -> [UInt8] {
+        var h = SHA256()
+        withUnsafeBytes(of: prefix) { h.update(bufferPointer: $0) }
+        bytes.withUnsafeBytes { h.update(bufferPointer: $0) }
+        return Array(h.finalize())
+    }
+
     public static func sha256Hex(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).withUnsafeBytes { Hex.encode(raw: $0) }
     }

@@ -65,13 +65,23 @@ public struct Block: Sendable, Hashable {
     public static func transactionsRoot(_ txs: [[UInt8]]) -> [UInt8] { Merkle.root(txs.map(Merkle.leafHash)) }
 
     /// The bytes that are hashed and agreed on (no certificate).
-    public var body: [UInt8] {
-        var w: [UInt8] = [0x45, 0x42, 1]
+    public var body: [UInt8] { bodyWithRoom(forCertificate: false) }
+
+    /// The body in one buffer of its final size (blocks are up to 700 KB,
+    /// and growing one by doubling copied it several times), with room for
+    /// the certificate if asked.
+    func bodyWithRoom(forCertificate: Bool) -> [UInt8] {
         let g = Array(header.group.utf8.prefix(255))
+        var size = 3 + 1 + g.count + 8 + 96 + 2 + 8 + 8 + 8 + 4 + transactions.reduce(0) { $0 + 4 + $1.count }
+        if forCertificate { size += 10 + certificate.reduce(0) { $0 + 4 + $1.signature.count } }
+        var w: [UInt8] = [0x45, 0x42, 1]
+        w.reserveCapacity(size)
         w.append(UInt8(g.count))
         w += g
         Self.put(&w, header.height, 8)
-        w += Self.fixed32(header.parentHash) + Self.fixed32(header.stateRoot) + Self.fixed32(header.transactionsRoot)
+        w += Self.fixed32(header.parentHash)
+        w += Self.fixed32(header.stateRoot)
+        w += Self.fixed32(header.transactionsRoot)
         Self.put(&w, UInt64(header.proposer), 2)
         Self.put(&w, header.view, 8)
         Self.put(&w, header.timestamp, 8)
@@ -87,8 +97,13 @@ public struct Block: Sendable, Hashable {
     public var hash: [UInt8] { Digest.sha256(body) }
 
     /// Body plus certificate: view (u64), count (u16), then (replica u16, length u16, signature).
-    public var encoded: [UInt8] {
-        var w = body
+    public var encoded: [UInt8] { encodedAndHash.encoded }
+
+    /// The encoding and the hash (of its body, a prefix of it) from one
+    /// encoding of the block.
+    public var encodedAndHash: (encoded: [UInt8], hash: [UInt8]) {
+        var w = bodyWithRoom(forCertificate: true)
+        let hash = Digest.sha256(w)
         Self.put(&w, certificateView, 8)
         Self.put(&w, UInt64(certificate.count), 2)
         for c in certificate {
@@ -96,7 +111,7 @@ public struct Block: Sendable, Hashable {
             Self.put(&w, UInt64(c.signature.count), 2)
             w += c.signature
         }
-        return w
+        return (w, hash)
     }
 
     static func put(_ w: inout [UInt8], _ v: UInt64, _ n: Int) {

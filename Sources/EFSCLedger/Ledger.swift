@@ -74,6 +74,13 @@ public final class Ledger: @unchecked Sendable {
     let state: ColumnFamily
     let meta: ColumnFamily
     private let lock = Lock()
+    // One batch per kind of write, reused (cleared) every time: a block's
+    // batch is megabytes, and growing a fresh one by doubling faulted in new
+    // pages on every commit. Each lock is held while its batch is filled and written.
+    private let commitBatch: WriteBatch
+    private let commitBatchLock = Lock()
+    private let metaBatch: WriteBatch
+    private let metaBatchLock = Lock()
     public private(set) var height: UInt64 = 0
     public private(set) var lastHash: [UInt8] = [UInt8](repeating: 0, count: 32)
     public private(set) var stateRoot: [UInt8] = [UInt8](repeating: 0, count: 32)
@@ -86,6 +93,8 @@ public final class Ledger: @unchecked Sendable {
         evidence = db.family("evidence")
         state = db.family("state")
         meta = db.family("meta")
+        commitBatch = db.makeBatch()
+        metaBatch = db.makeBatch()
         if let h = try db.get(Array("height".utf8), in: meta) {
             guard h.count == 8, let lh = try db.get(Array("lastHash".utf8), in: meta), let sr = try db.get(Array("stateRoot".utf8), in: meta) else {
                 throw LedgerError.corrupt("meta column family incomplete")
@@ -131,7 +140,9 @@ public final class Ledger: @unchecked Sendable {
     /// evidence index entries it produced (key: credential hash), atomically.
     /// `txHashes`, if given, are SHA-256 of each transaction (the caller
     /// usually has them already; they are the transaction index's keys).
-    public func commit(_ block: Block, writes: [StateWrite], evidenceIndex: [StateWrite] = [], txHashes: [[UInt8]]? = nil) throws {
+    /// Returns the block's encoding as stored (with its certificate).
+    @discardableResult
+    public func commit(_ block: Block, writes: [StateWrite], evidenceIndex: [StateWrite] = [], txHashes: [[UInt8]]? = nil) throws -> [UInt8] {
         try lock.withLock {
             let h = block.header
             guard h.group == group else { throw LedgerError.wrongGroup(expected: group, got: h.group) }
@@ -143,33 +154,37 @@ public final class Ledger: @unchecked Sendable {
         guard block.header.stateRoot == root else {
             throw LedgerError.wrongStateRoot(height: block.header.height, expected: Hex.encode(root), got: Hex.encode(block.header.stateRoot))
         }
-        let hash = block.hash
-        let b = WriteBatch()
-        b.put(Self.be(block.header.height), block.encoded, in: blocks)
-        let hashes = txHashes?.count == block.transactions.count ? txHashes! : block.transactions.map { Digest.sha256($0) }
-        for (i, h) in hashes.enumerated() {
-            b.put(h, Self.be(block.header.height) + Self.be(UInt64(i)), in: txindex)
+        let (encoded, hash) = block.encodedAndHash
+        try commitBatchLock.withLock {
+            let b = commitBatch
+            b.clear()
+            b.put(Self.be(block.header.height), encoded, in: blocks)
+            let hashes = txHashes?.count == block.transactions.count ? txHashes! : block.transactions.map { Digest.sha256($0) }
+            for (i, h) in hashes.enumerated() {
+                b.put(h, Self.be(block.header.height) + Self.be(UInt64(i)), in: txindex)
+            }
+            for w in Self.sortedByKey(writes) {
+                if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }
+            }
+            // Key order: the index's vector memtable sorts itself before a flush,
+            // and sorted runs make that sort about a third cheaper (RocksDB's LOG:
+            // flush CPU per entry). Equal hashes keep their order, so the later
+            // entry still wins.
+            for i in KeyOrder.of(evidenceIndex.map(\.key)) {
+                let e = evidenceIndex[i]
+                if let v = e.value { b.put(e.key, v, in: evidence) } else { b.delete(e.key, in: evidence) }
+            }
+            b.put(Array("height".utf8), Self.be(block.header.height), in: meta)
+            b.put(Array("lastHash".utf8), hash, in: meta)
+            b.put(Array("stateRoot".utf8), root, in: meta)
+            try lock.withLock {
+                try db.write(b, sync: true)
+                height = block.header.height
+                lastHash = hash
+                stateRoot = root
+            }
         }
-        for w in Self.sortedByKey(writes) {
-            if let v = w.value { b.put(w.key, v, in: state) } else { b.delete(w.key, in: state) }
-        }
-        // Key order: the index's vector memtable sorts itself before a flush,
-        // and sorted runs make that sort about a third cheaper (RocksDB's LOG:
-        // flush CPU per entry). Equal hashes keep their order, so the later
-        // entry still wins.
-        for i in KeyOrder.of(evidenceIndex.map(\.key)) {
-            let e = evidenceIndex[i]
-            if let v = e.value { b.put(e.key, v, in: evidence) } else { b.delete(e.key, in: evidence) }
-        }
-        b.put(Array("height".utf8), Self.be(block.header.height), in: meta)
-        b.put(Array("lastHash".utf8), hash, in: meta)
-        b.put(Array("stateRoot".utf8), root, in: meta)
-        try lock.withLock {
-            try db.write(b, sync: true)
-            height = block.header.height
-            lastHash = hash
-            stateRoot = root
-        }
+        return encoded
     }
 
     public func block(at h: UInt64) throws -> Block? {
@@ -203,10 +218,13 @@ public final class Ledger: @unchecked Sendable {
     }
     /// Several metadata puts and deletes as one atomic, synced write.
     public func writeMeta(puts: [(String, [UInt8])], deletes: [String] = []) throws {
-        let b = WriteBatch()
-        for (k, v) in puts { b.put(Array("x/\(k)".utf8), v, in: meta) }
-        for k in deletes { b.delete(Array("x/\(k)".utf8), in: meta) }
-        try db.write(b, sync: true)
+        try metaBatchLock.withLock {
+            let b = metaBatch
+            b.clear()
+            for (k, v) in puts { b.put(Array("x/\(k)".utf8), v, in: meta) }
+            for k in deletes { b.delete(Array("x/\(k)".utf8), in: meta) }
+            try db.write(b, sync: true)
+        }
     }
 
     public func stateScan(prefix: [UInt8], limit: Int = .max) -> [(key: [UInt8], value: [UInt8])] {

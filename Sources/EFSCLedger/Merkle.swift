@@ -5,7 +5,9 @@ import EFSCCore
 /// below the size. Gives the transactions root of a block and inclusion
 /// proofs ("this evidence is in the block at height h").
 public enum Merkle {
-    public static func leafHash(_ data: [UInt8]) -> [UInt8] { Digest.sha256([0] + data) }
+    /// SHA-256(0x00 ‖ data), hashed in place (transactions are up to 700 KB
+    /// a block, and prefixing made a copy of each).
+    public static func leafHash(_ data: [UInt8]) -> [UInt8] { Digest.sha256(prefix: 0, data) }
     static func nodeHash(_ l: [UInt8], _ r: [UInt8]) -> [UInt8] { Digest.sha256([1] + l + r) }
 
     /// The root of `leaves` (already leaf-hashed); SHA-256 of nothing when empty.

@@ -282,7 +282,7 @@ public final class GroupRunner: @unchecked Sendable {
         var receipts: [(ChainTransaction, Receipt)] = []
         let writes: [StateWrite]
         let evidenceIndex: [StateWrite]
-        if let p = proposed, !cb.payload.isEmpty, p.parent == ledger.lastHash, p.digest == Digest.sha256(cb.payload) {
+        if let p = proposed, !cb.payload.isEmpty, p.parent == ledger.lastHash, p.digest == cb.digest {
             // Our own proposal, executed on this very parent state when proposed.
             receipts = p.receipts
             writes = p.writes
@@ -306,8 +306,9 @@ public final class GroupRunner: @unchecked Sendable {
         proposed = nil
         block.certificateView = cb.view
         block.certificate = cb.certificate.map { CertificateEntry(replica: $0.sender, signature: $0.signature) }
+        let encoded: [UInt8]
         do {
-            try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex, txHashes: txHashes)
+            encoded = try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex, txHashes: txHashes)
         } catch {
             log("\(group): cannot commit block \(cb.seq): \(error); halting this group")
             timer?.cancel()
@@ -348,7 +349,6 @@ public final class GroupRunner: @unchecked Sendable {
         if block.header.timestamp > 0 {
             metrics.commitLatency.record(max(0, DateTime.currentTime() - Double(block.header.timestamp) / 1000))
         }
-        let encoded = block.encoded
         Task { try? await client.publish(Topics.blocks(group, node: memberID), payload: encoded, qos: .atLeastOnce) }
         apply(replica.step(.executed(seq: cb.seq, stateDigest: ledger.stateRoot)))
         publishStatus(force: false)

@@ -164,6 +164,14 @@ public final class RocksDB: @unchecked Sendable {
 
     func handle(_ f: ColumnFamily?) -> OpaquePointer { handles[f?.index ?? 0] }
 
+    /// A batch for this database only (`write` refuses it elsewhere), whose
+    /// column-family writes go straight into RocksDB's buffer.
+    public func makeBatch() -> WriteBatch {
+        var names = Array(repeating: "", count: handles.count)
+        for (n, f) in families { names[f.index] = n }
+        return WriteBatch(owner: self, families: handles, names: names)
+    }
+
     public func put(_ key: [UInt8], _ value: [UInt8], in family: ColumnFamily? = nil, sync: Bool = true) throws {
         var err: UnsafeMutablePointer<CChar>? = nil
         let cf = handle(family)
@@ -208,6 +216,9 @@ public final class RocksDB: @unchecked Sendable {
     /// Applies every put/delete of `batch` atomically.
     public func write(_ batch: WriteBatch, sync: Bool = true) throws {
         var err: UnsafeMutablePointer<CChar>? = nil
+        if let owner = batch.owner, owner !== self {
+            throw StoreError(message: "write batch: made for the database at \(owner.path), not \(path)")
+        }
         for (f, k, v) in batch.familyOps {
             k.withUnsafeBufferPointer { kp in
                 kp.withMemoryRebound(to: CChar.self) { kc in
@@ -252,11 +263,48 @@ public final class RocksDB: @unchecked Sendable {
 }
 
 /// A set of writes applied atomically by `RocksDB.write`.
+///
+/// One made with `RocksDB.makeBatch()` puts column-family writes straight
+/// into RocksDB's buffer, and `clear()` keeps that buffer's memory: a
+/// ledger that reuses one batch per block does not grow a fresh
+/// multi-megabyte buffer by doubling each time (those copies into new pages
+/// were most of a loaded node's page faults).
 public final class WriteBatch {
     fileprivate let handle: OpaquePointer
+    /// The database whose column-family handles `families` are, if any.
+    fileprivate let owner: RocksDB?
+    private let families: [OpaquePointer]
+    private let familyNames: [String]
 
-    public init() { handle = rocksdb_writebatch_create() }
+    /// A batch usable with any database; column families are resolved at `write`.
+    public init() {
+        handle = rocksdb_writebatch_create()
+        owner = nil
+        families = []
+        familyNames = []
+    }
+
+    fileprivate init(owner: RocksDB, families: [OpaquePointer], names: [String]) {
+        handle = rocksdb_writebatch_create()
+        self.owner = owner
+        self.families = families
+        familyNames = names
+    }
+
+    /// The handle of `family`, which must be one of the owner's (a family of
+    /// another database is a programming error, like a wrong index).
+    private func familyHandle(_ family: ColumnFamily) -> OpaquePointer {
+        precondition(family.index < families.count && familyNames[family.index] == family.name, "column family \(family.name) is not of this batch's database")
+        return families[family.index]
+    }
+
     deinit { rocksdb_writebatch_destroy(handle) }
+
+    /// Empties the batch and keeps its memory for the next one.
+    public func clear() {
+        rocksdb_writebatch_clear(handle)
+        familyOps = []
+    }
 
     public func put(_ key: [UInt8], _ value: [UInt8]) {
         key.withUnsafeBufferPointer { k in
@@ -279,8 +327,27 @@ public final class WriteBatch {
     /// Writes to named column families, resolved against the database at `write`.
     var familyOps: [(ColumnFamily, [UInt8], [UInt8]?)] = []
 
-    public func put(_ key: [UInt8], _ value: [UInt8], in family: ColumnFamily) { familyOps.append((family, key, value)) }
-    public func delete(_ key: [UInt8], in family: ColumnFamily) { familyOps.append((family, key, nil)) }
+    public func put(_ key: [UInt8], _ value: [UInt8], in family: ColumnFamily) {
+        guard owner != nil else { return familyOps.append((family, key, value)) }
+        let cf = familyHandle(family)
+        key.withUnsafeBufferPointer { k in
+            value.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: CChar.self) { kc in
+                    v.withMemoryRebound(to: CChar.self) { vc in
+                        rocksdb_writebatch_put_cf(handle, cf, kc.baseAddress, k.count, vc.baseAddress, v.count)
+                    }
+                }
+            }
+        }
+    }
+
+    public func delete(_ key: [UInt8], in family: ColumnFamily) {
+        guard owner != nil else { return familyOps.append((family, key, nil)) }
+        let cf = familyHandle(family)
+        key.withUnsafeBufferPointer { k in
+            k.withMemoryRebound(to: CChar.self) { kc in rocksdb_writebatch_delete_cf(handle, cf, kc.baseAddress, k.count) }
+        }
+    }
 
     public var count: Int { Int(rocksdb_writebatch_count(handle)) + familyOps.count }
 }

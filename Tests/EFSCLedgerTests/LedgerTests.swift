@@ -28,6 +28,9 @@ import Testing
         // Two leaves: root = H(1 ‖ H(0 ‖ a) ‖ H(0 ‖ b)).
         let a = Merkle.leafHash([1])
         let b = Merkle.leafHash([2])
+        #expect(a == Digest.sha256([0, 1]) && Merkle.leafHash([]) == Digest.sha256([0]))
+        let big = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(Merkle.leafHash(big) == Digest.sha256([0] + big))
         #expect(Merkle.root([a, b]) == Digest.sha256([1] + a + b))
         #expect(Merkle.root([]) == Digest.sha256([]))
         #expect(Merkle.root([a]) == a)
@@ -57,6 +60,10 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
         other.certificate = []
         #expect(other.hash == b.hash)
         #expect(try Block(decoding: b.body).certificate.isEmpty)
+        // One encoding gives both: the body is its prefix, the hash the body's.
+        let (enc, h) = b.encodedAndHash
+        #expect(enc == b.encoded && h == b.hash && h == Digest.sha256(b.body) && Array(enc.prefix(b.body.count)) == b.body)
+        #expect(!b.certificate.isEmpty && enc.count > b.body.count)
         // Truncations and garbage never trap.
         for cut in 0..<b.encoded.count where cut != b.body.count {
             #expect(throws: BlockDecodingError.self) { try Block(decoding: Array(b.encoded.prefix(cut))) }

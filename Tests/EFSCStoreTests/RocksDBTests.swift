@@ -57,6 +57,32 @@ import Testing
             #expect(try db.get([1]) == nil)
             #expect(db.scan(prefix: [], in: state).count == 1)
         }
+        do {
+            // A batch made for a database writes its families directly, can be
+            // cleared and reused, and is refused by any other database.
+            let db = try RocksDB(path: dir, columnFamilies: ["blocks", "state"])
+            let state = db.family("state")
+            let b = db.makeBatch()
+            b.put([2], [21], in: state)
+            b.clear()
+            #expect(b.count == 0)
+            b.put([3], [30], in: state)
+            b.delete([1], in: db.family("blocks"))
+            #expect(b.count == 2)
+            try db.write(b)
+            #expect(try db.get([2], in: state) == nil && db.get([3], in: state) == [30] && db.get([1], in: db.family("blocks")) == nil)
+            b.clear()
+            b.put([4], [40], in: state)
+            try db.write(b)
+            #expect(try db.get([4], in: state) == [40] && db.get([3], in: state) == [30])
+            let otherDir = tempDir()
+            defer { try? FileManager.default.removeItem(atPath: otherDir) }
+            let other = try RocksDB(path: otherDir, columnFamilies: ["blocks", "state"])
+            #expect(throws: StoreError.self) { try other.write(b) }
+            #expect(try other.get([4], in: other.family("state")) == nil)
+            // Put the first block write back for the reopen checks below.
+            try db.put([1], [10], in: db.family("blocks"))
+        }
         // Reopening lists the same families with the data in place.
         let again = try RocksDB(path: dir, columnFamilies: ["blocks", "state"])
         #expect(try again.get([1], in: again.family("state")) == [20])
