@@ -76,8 +76,12 @@ public final class ContractState {
     }
 
     /// The stored bytes at `key`, whatever their encoding.
-    public func getBytes(_ key: String) -> [UInt8]? {
-        let k = Key(bytes: Array(key.utf8))
+    public func getBytes(_ key: String) -> [UInt8]? { getBytes(keyBytes: Array(key.utf8)) }
+
+    /// `getBytes` under a key given as its UTF-8 bytes (a contract that
+    /// builds keys per evidence skips making a String of each).
+    public func getBytes(keyBytes: [UInt8]) -> [UInt8]? {
+        let k = Key(bytes: keyBytes)
         if let v = pending[k] { return v.encoded }
         return base(k.bytes)
     }
@@ -101,8 +105,12 @@ public final class ContractState {
     /// Writes bytes a contract encodes itself.
     public func setBytes(_ key: String, _ value: [UInt8]) { write(key, .bytes(value)) }
 
-    private func write(_ key: String, _ value: Value) {
-        let k = Key(bytes: Array(key.utf8))
+    /// `setBytes` under a key given as its UTF-8 bytes.
+    public func setBytes(keyBytes: [UInt8], _ value: [UInt8]) { write(Key(bytes: keyBytes), .bytes(value)) }
+
+    private func write(_ key: String, _ value: Value) { write(Key(bytes: Array(key.utf8)), value) }
+
+    private func write(_ k: Key, _ value: Value) {
         journal.append((k, pending.updateValue(value, forKey: k)))
     }
 

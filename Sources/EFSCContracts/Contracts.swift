@@ -254,6 +254,8 @@ public struct Contracts {
     /// which the ledger keeps beside the state.
     /// Everything else is in the block already; `evidenceRecord` puts it back
     /// together for queries. (Whole records here cost ≈ 600 bytes a evidence.)
+    static let evidenceKeyPrefix = Array("evidence/".utf8)
+
     func evidenceSubmit(_ tx: ChainTransaction, _ s: ContractState, _ sender: String, _ height: UInt64, _ txIndex: Int) throws -> JSON? {
         guard tccs.contains(sender) else { throw ContractError("\(sender) is not a TCC of this network") }
         let batch = try EvidenceBatch(args: tx.args)
@@ -261,14 +263,16 @@ public struct Contracts {
             guard let ch = batch.channelId(i), !ch.isEmpty else { throw ContractError("item \(i): channelId is missing") }
             guard let seq = batch.sequence(i), seq >= 1 else { throw ContractError("item \(i): sequence must be ≥ 1") }
             guard let hash = batch.tscHash(i) else { throw ContractError("item \(i): tscHash must be 64 hex digits") }
-            let channelKey = "evidence/\(ch)"
-            if let ps = s.getBytes(channelKey).flatMap(EvidenceLocation.init(decoding:))?.sequence, seq <= ps {
+            // The key "evidence/<channelId>" as bytes, built once for the read and the write.
+            var channelKey = Self.evidenceKeyPrefix
+            channelKey.append(contentsOf: ch.utf8)
+            if let ps = s.getBytes(keyBytes: channelKey).flatMap(EvidenceLocation.init(decoding:))?.sequence, seq <= ps {
                 throw ContractError("item \(i): stale sequence \(seq) for channel \(ch) (on chain: \(ps))")
             }
             var at = EvidenceLocation(height: height, tx: txIndex, index: i)
             s.indexEvidence(tscHash: hash, at.encoded)
             at.sequence = seq
-            s.setBytes(channelKey, at.encoded)
+            s.setBytes(keyBytes: channelKey, at.encoded)
         }
         return ["evidences": .number(Double(batch.count))]
     }

@@ -25,15 +25,20 @@ public struct EvidenceLocation: Equatable, Sendable {
     static let format: UInt8 = 1
 
     public var encoded: [UInt8] {
-        var b: [UInt8] = []
-        b.reserveCapacity(25)
-        b.append(Self.format)
-        func put(_ v: UInt64, _ n: Int) { for s in stride(from: 8 * (n - 1), through: 0, by: -8) { b.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
-        put(height, 8)
-        put(UInt64(tx), 4)
-        put(UInt64(index), 4)
-        if let s = sequence { put(UInt64(s), 8) }
-        return b
+        // Written in place: two of these per evidence, and appending byte by
+        // byte checked capacity at each.
+        let n = sequence == nil ? 17 : 25
+        return [UInt8](unsafeUninitializedCapacity: n) { b, count in
+            func put(_ v: UInt64, _ at: Int, _ width: Int) {
+                for k in 0..<width { b[at + k] = UInt8(truncatingIfNeeded: v >> UInt64(8 * (width - 1 - k))) }
+            }
+            b[0] = Self.format
+            put(height, 1, 8)
+            put(UInt64(tx), 9, 4)
+            put(UInt64(index), 13, 4)
+            if let s = sequence { put(UInt64(s), 17, 8) }
+            count = n
+        }
     }
 
     /// Decodes either format; nil if `bytes` are neither.

@@ -183,6 +183,9 @@ struct Party {
         let a = EvidenceLocation(height: 1 << 40, tx: 255, index: 4095)
         let b = EvidenceLocation(height: 7, tx: 0, index: 3, sequence: 1 << 33)
         #expect(a.encoded.count == 17 && b.encoded.count == 25)
+        // The stored bytes, pinned: format, height u64, tx u32, index u32, sequence u64, big-endian.
+        #expect(b.encoded == [1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0])
+        #expect(a.encoded == [1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 0, 0, 15, 255])
         #expect(EvidenceLocation(decoding: a.encoded) == a)
         #expect(EvidenceLocation(decoding: b.encoded) == b)
         // Ledgers written before the byte format hold JSON records.
