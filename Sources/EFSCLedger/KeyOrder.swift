@@ -6,11 +6,15 @@ import Glibc
 ///
 /// A block of evidences has thousands of state writes and as many evidence
 /// index entries. Sorting them as `[UInt8]` values retained and released
-/// arrays at every move, and comparing through memcmp touched scattered
-/// memory. Here each key is tagged with the 8 bytes that follow the prefix
-/// all keys share (big-endian, so integer order is byte order), and plain
-/// (tag, index) pairs are sorted; only keys with equal tags are compared in
-/// full. State keys share long prefixes ("evidence/…"), index keys are hashes.
+/// arrays at every move, and a comparison sort through memcmp touched
+/// scattered memory. Here the keys are copied into one buffer and sorted as
+/// 64-bit tags, most significant window first: a tag holds the next 7 bytes
+/// of a key (big-endian, so integer order is byte order) and, in its low
+/// byte, how many bytes remain (capped at 8, "more than the window"), so a
+/// key sorts before its own extensions. Tags are radix-sorted (stable, so
+/// equal keys keep their order); a run of equal tags whose keys go on is
+/// sorted again on their next 7 bytes. Passes over a byte every key shares
+/// (state keys share long prefixes such as "evidence/…") are skipped.
 ///
 /// Sorted input also matters to RocksDB: a memtable takes a key-sorted batch
 /// faster, and the evidence index's vector memtable sorts itself before each
@@ -35,39 +39,96 @@ public enum KeyOrder {
         }
     }
 
+    /// Below this many keys a range is insertion-sorted.
+    static let smallRange = 24
+
     static func order(_ f: UnsafeBufferPointer<UInt8>, _ s: UnsafeBufferPointer<Int>, _ n: Int) -> [Int] {
-        @inline(__always) func length(_ i: Int) -> Int { s[i + 1] - s[i] }
-        // The prefix every key shares.
-        var common = length(0)
-        for i in 1..<n where common > 0 {
-            let a = s[0], b = s[i]
-            var j = 0
-            let m = min(common, length(i))
-            while j < m && f[a + j] == f[b + j] { j += 1 }
-            common = j
-        }
-        var tagged = [(tag: UInt64, index: Int)]()
-        tagged.reserveCapacity(n)
-        for i in 0..<n {
-            var t: UInt64 = 0
-            let from = s[i] + common, end = s[i + 1]
-            for j in 0..<8 {
-                t <<= 8
-                if from + j < end { t |= UInt64(f[from + j]) }
+        var idx = Array(0..<n)
+        var tags = [UInt64](repeating: 0, count: n)
+        var spareIdx = [Int](repeating: 0, count: n)
+        var spareTags = [UInt64](repeating: 0, count: n)
+        idx.withUnsafeMutableBufferPointer { ix in
+            tags.withUnsafeMutableBufferPointer { tg in
+                spareIdx.withUnsafeMutableBufferPointer { si in
+                    spareTags.withUnsafeMutableBufferPointer { st in
+                        var pending = [(lo: 0, hi: n, offset: 0)]
+                        while let (lo, hi, offset) = pending.popLast() {
+                            for i in lo..<hi { tg[i] = tag(f, from: s[ix[i]] + offset, end: s[ix[i] + 1]) }
+                            if hi - lo < smallRange {
+                                insertionSort(ix, tg, lo, hi)
+                            } else {
+                                radixSort(ix, tg, si, st, lo, hi)
+                            }
+                            // Runs of equal tags whose keys continue: next window.
+                            var i = lo
+                            while i < hi {
+                                var j = i + 1
+                                while j < hi && tg[j] == tg[i] { j += 1 }
+                                if j - i > 1 && tg[i] & 0xFF == 8 { pending.append((i, j, offset + 7)) }
+                                i = j
+                            }
+                        }
+                    }
+                }
             }
-            tagged.append((t, i))
         }
-        tagged.sort { x, y in
-            if x.tag != y.tag { return x.tag < y.tag }
-            // Equal tags: the rest of the keys decide, then the input order.
-            let a = s[x.index] + common, b = s[y.index] + common
-            let la = s[x.index + 1] - a, lb = s[y.index + 1] - b
-            let m = min(la, lb)
-            let c = m == 0 ? 0 : memcmp(f.baseAddress! + a, f.baseAddress! + b, m)
-            if c != 0 { return c < 0 }
-            if la != lb { return la < lb }
-            return x.index < y.index
+        return idx
+    }
+
+    /// The 7 bytes from `from` (zero-padded) and min(bytes left, 8).
+    @inline(__always) static func tag(_ f: UnsafeBufferPointer<UInt8>, from: Int, end: Int) -> UInt64 {
+        var t: UInt64 = 0
+        for j in 0..<7 {
+            t <<= 8
+            if from + j < end { t |= UInt64(f[from + j]) }
         }
-        return tagged.map(\.index)
+        return t << 8 | UInt64(min(max(end - from, 0), 8))
+    }
+
+    static func insertionSort(_ ix: UnsafeMutableBufferPointer<Int>, _ tg: UnsafeMutableBufferPointer<UInt64>, _ lo: Int, _ hi: Int) {
+        guard hi - lo > 1 else { return }
+        for i in (lo + 1)..<hi {
+            let t = tg[i], x = ix[i]
+            var j = i
+            while j > lo && tg[j - 1] > t {
+                tg[j] = tg[j - 1]
+                ix[j] = ix[j - 1]
+                j -= 1
+            }
+            tg[j] = t
+            ix[j] = x
+        }
+    }
+
+    /// Stable LSD radix sort of [lo, hi) by tag, a byte per pass.
+    static func radixSort(
+        _ ix: UnsafeMutableBufferPointer<Int>, _ tg: UnsafeMutableBufferPointer<UInt64>, _ si: UnsafeMutableBufferPointer<Int>,
+        _ st: UnsafeMutableBufferPointer<UInt64>, _ lo: Int, _ hi: Int
+    ) {
+        var counts = [Int](repeating: 0, count: 256)
+        counts.withUnsafeMutableBufferPointer { c in
+            for shift in stride(from: 0, to: 64, by: 8) {
+                for b in 0..<256 { c[b] = 0 }
+                for i in lo..<hi { c[Int(truncatingIfNeeded: tg[i] >> UInt64(shift)) & 0xFF] += 1 }
+                // A byte every tag shares orders nothing.
+                if c[Int(truncatingIfNeeded: tg[lo] >> UInt64(shift)) & 0xFF] == hi - lo { continue }
+                var sum = lo
+                for b in 0..<256 {
+                    let k = c[b]
+                    c[b] = sum
+                    sum += k
+                }
+                for i in lo..<hi {
+                    let b = Int(truncatingIfNeeded: tg[i] >> UInt64(shift)) & 0xFF
+                    st[c[b]] = tg[i]
+                    si[c[b]] = ix[i]
+                    c[b] += 1
+                }
+                for i in lo..<hi {
+                    tg[i] = st[i]
+                    ix[i] = si[i]
+                }
+            }
+        }
     }
 }

@@ -158,12 +158,20 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
     /// the 8-byte tag, zero bytes beside padding, duplicates, and hashes.
     @Test func keyOrderMatchesByteOrderAndIsStable() {
         var rng = SystemRandomNumberGenerator()
-        for round in 0..<300 {
+        for round in 0..<600 {
             let prefix = Array("evidence/load-".utf8.prefix(Int.random(in: 0...14, using: &rng)))
-            let n = Int.random(in: 0...60, using: &rng)
+            // Small ranges and radix-sorted ones, several windows deep.
+            let n = round % 2 == 0 ? Int.random(in: 0...60, using: &rng) : Int.random(in: 100...400, using: &rng)
             let keys: [[UInt8]] = (0..<n).map { _ in
-                if round % 3 == 0 { return (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) } }
-                return prefix + (0..<Int.random(in: 0...12, using: &rng)).map { _ in [0, 1, 0x61, 0xff].randomElement(using: &rng)! }
+                switch round % 4 {
+                case 0: return (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                case 1:
+                    // Two key families, as state writes are (evidence records and a nonce).
+                    let p = Bool.random(using: &rng) ? prefix : Array("nonce/".utf8)
+                    return p + (0..<Int.random(in: 0...30, using: &rng)).map { _ in [0, 1, 0x61, 0xff].randomElement(using: &rng)! }
+                default:
+                    return prefix + (0..<Int.random(in: 0...12, using: &rng)).map { _ in [0, 1, 0x61, 0xff].randomElement(using: &rng)! }
+                }
             }
             let expected = keys.indices.sorted { a, b in
                 StateWrite.keyPrecedes(StateWrite(key: keys[a], value: nil), StateWrite(key: keys[b], value: nil))
