@@ -49,8 +49,7 @@ public struct Contracts {
     public static func plannedWrites(_ txs: [ChainTransaction]) -> Int {
         txs.reduce(0) { n, tx in
             guard tx.op == "evidence.submit" else { return n + 2 }
-            let a = tx.args
-            return n + 1 + (a["channelIds"]?.arrayValue?.count ?? a["items"]?.arrayValue?.count ?? 1)
+            return n + 1 + EvidenceBatch.declaredCount(args: tx.args)
         }
     }
 

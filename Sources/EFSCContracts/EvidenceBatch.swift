@@ -45,6 +45,12 @@ public struct EvidenceBatch {
         }
     }
 
+    /// How many evidences `args` claim to hold, from their shape alone (no
+    /// hex decoding, nothing checked): for sizing, before `init(args:)`.
+    public static func declaredCount(args: JSONObject) -> Int {
+        args["channelIds"]?.arrayValue?.count ?? args["items"]?.arrayValue?.count ?? 1
+    }
+
     public var count: Int {
         switch form {
         case .items(let i): return i.count

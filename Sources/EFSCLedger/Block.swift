@@ -97,13 +97,22 @@ public struct Block: Sendable, Hashable {
     public var hash: [UInt8] { Digest.sha256(body) }
 
     /// Body plus certificate: view (u64), count (u16), then (replica u16, length u16, signature).
-    public var encoded: [UInt8] { encodedAndHash.encoded }
+    public var encoded: [UInt8] {
+        var w = bodyWithRoom(forCertificate: true)
+        appendCertificate(&w)
+        return w
+    }
 
     /// The encoding and the hash (of its body, a prefix of it) from one
     /// encoding of the block.
     public var encodedAndHash: (encoded: [UInt8], hash: [UInt8]) {
         var w = bodyWithRoom(forCertificate: true)
         let hash = Digest.sha256(w)
+        appendCertificate(&w)
+        return (w, hash)
+    }
+
+    func appendCertificate(_ w: inout [UInt8]) {
         Self.put(&w, certificateView, 8)
         Self.put(&w, UInt64(certificate.count), 2)
         for c in certificate {
@@ -111,7 +120,6 @@ public struct Block: Sendable, Hashable {
             Self.put(&w, UInt64(c.signature.count), 2)
             w += c.signature
         }
-        return (w, hash)
     }
 
     static func put(_ w: inout [UInt8], _ v: UInt64, _ n: Int) {

@@ -43,36 +43,36 @@ public enum KeyOrder {
     static let smallRange = 24
 
     static func order(_ f: UnsafeBufferPointer<UInt8>, _ s: UnsafeBufferPointer<Int>, _ n: Int) -> [Int] {
-        var idx = Array(0..<n)
-        var tags = [UInt64](repeating: 0, count: n)
-        var spareIdx = [Int](repeating: 0, count: n)
-        var spareTags = [UInt64](repeating: 0, count: n)
-        idx.withUnsafeMutableBufferPointer { ix in
-            tags.withUnsafeMutableBufferPointer { tg in
-                spareIdx.withUnsafeMutableBufferPointer { si in
-                    spareTags.withUnsafeMutableBufferPointer { st in
-                        var pending = [(lo: 0, hi: n, offset: 0)]
-                        while let (lo, hi, offset) = pending.popLast() {
-                            for i in lo..<hi { tg[i] = tag(f, from: s[ix[i]] + offset, end: s[ix[i] + 1]) }
-                            if hi - lo < smallRange {
-                                insertionSort(ix, tg, lo, hi)
-                            } else {
-                                radixSort(ix, tg, si, st, lo, hi)
-                            }
-                            // Runs of equal tags whose keys continue: next window.
-                            var i = lo
-                            while i < hi {
-                                var j = i + 1
-                                while j < hi && tg[j] == tg[i] { j += 1 }
-                                if j - i > 1 && tg[i] & 0xFF == 8 { pending.append((i, j, offset + 7)) }
-                                i = j
-                            }
-                        }
-                    }
-                }
+        // Order, tags, and the radix passes' spare copies of both.
+        let ix = UnsafeMutableBufferPointer<Int>.allocate(capacity: n)
+        let si = UnsafeMutableBufferPointer<Int>.allocate(capacity: n)
+        let tg = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: n)
+        let st = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: n)
+        defer {
+            ix.deallocate()
+            si.deallocate()
+            tg.deallocate()
+            st.deallocate()
+        }
+        for i in 0..<n { ix[i] = i }
+        var pending = [(lo: 0, hi: n, offset: 0)]
+        while let (lo, hi, offset) = pending.popLast() {
+            for i in lo..<hi { tg[i] = tag(f, from: s[ix[i]] + offset, end: s[ix[i] + 1]) }
+            if hi - lo < smallRange {
+                insertionSort(ix, tg, lo, hi)
+            } else {
+                radixSort(ix, tg, si, st, lo, hi)
+            }
+            // Runs of equal tags whose keys continue: next window.
+            var i = lo
+            while i < hi {
+                var j = i + 1
+                while j < hi && tg[j] == tg[i] { j += 1 }
+                if j - i > 1 && tg[i] & 0xFF == 8 { pending.append((i, j, offset + 7)) }
+                i = j
             }
         }
-        return idx
+        return Array(ix)
     }
 
     /// The 7 bytes from `from` (zero-padded) and min(bytes left, 8).

@@ -230,21 +230,7 @@ public final class RocksDB: @unchecked Sendable {
         if let owner = batch.owner, owner !== self {
             throw StoreError(message: "write batch: made for the database at \(owner.path), not \(path)")
         }
-        for (f, k, v) in batch.familyOps {
-            k.withUnsafeBufferPointer { kp in
-                kp.withMemoryRebound(to: CChar.self) { kc in
-                    if let v {
-                        v.withUnsafeBufferPointer { vp in
-                            vp.withMemoryRebound(to: CChar.self) { vc in
-                                rocksdb_writebatch_put_cf(batch.handle, handle(f), kc.baseAddress, kp.count, vc.baseAddress, vp.count)
-                            }
-                        }
-                    } else {
-                        rocksdb_writebatch_delete_cf(batch.handle, handle(f), kc.baseAddress, kp.count)
-                    }
-                }
-            }
-        }
+        for (f, k, v) in batch.familyOps { batch.append(k, v, family: handle(f)) }
         batch.familyOps = []
         rocksdb_write(db, sync ? syncWrite : asyncWrite, batch.handle, &err)
         try Self.check(err, "write batch")
@@ -341,23 +327,25 @@ public final class WriteBatch {
 
     public func put(_ key: [UInt8], _ value: [UInt8], in family: ColumnFamily) {
         guard owner != nil else { return familyOps.append((family, key, value)) }
-        let cf = familyHandle(family)
+        append(key, value, family: familyHandle(family))
+    }
+
+    public func delete(_ key: [UInt8], in family: ColumnFamily) {
+        guard owner != nil else { return familyOps.append((family, key, nil)) }
+        append(key, nil, family: familyHandle(family))
+    }
+
+    /// A put (or, with no value, a delete) into RocksDB's buffer for the family handle `cf`.
+    fileprivate func append(_ key: [UInt8], _ value: [UInt8]?, family cf: OpaquePointer) {
         key.withUnsafeBufferPointer { k in
-            value.withUnsafeBufferPointer { v in
-                k.withMemoryRebound(to: CChar.self) { kc in
+            k.withMemoryRebound(to: CChar.self) { kc in
+                guard let value else { return rocksdb_writebatch_delete_cf(handle, cf, kc.baseAddress, k.count) }
+                value.withUnsafeBufferPointer { v in
                     v.withMemoryRebound(to: CChar.self) { vc in
                         rocksdb_writebatch_put_cf(handle, cf, kc.baseAddress, k.count, vc.baseAddress, v.count)
                     }
                 }
             }
-        }
-    }
-
-    public func delete(_ key: [UInt8], in family: ColumnFamily) {
-        guard owner != nil else { return familyOps.append((family, key, nil)) }
-        let cf = familyHandle(family)
-        key.withUnsafeBufferPointer { k in
-            k.withMemoryRebound(to: CChar.self) { kc in rocksdb_writebatch_delete_cf(handle, cf, kc.baseAddress, k.count) }
         }
     }
 
