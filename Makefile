@@ -22,9 +22,15 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product efsc
 
+# The suite is built optimised (release, with -enable-testing for @testable
+# imports): the consensus simulator runs thousands of seeds, and the package
+# itself carries no unsafe flags so it can be depended on by version. The
+# integration tests drive the efsc binary of the same build.
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+
 test: deps
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --disable-xctest
+	$(SWIFT) build --build-tests $(TEST_FLAGS)
+	$(SWIFT) test --skip-build $(TEST_FLAGS) --disable-xctest
 
 demo: build
 	EFSC=$(EFSC_BIN) bash scripts/demo.sh
@@ -38,7 +44,8 @@ bench: build
 # A long consensus simulation: SEEDS runs for n=4 (plus n=7 and n=10 shares).
 SEEDS ?= 100000
 sim: deps
-	EFSC_SIM_SEEDS=$(SEEDS) $(SWIFT) test --disable-xctest --filter PBFTSimulationTests
+	$(SWIFT) build --build-tests $(TEST_FLAGS)
+	EFSC_SIM_SEEDS=$(SEEDS) $(SWIFT) test --skip-build $(TEST_FLAGS) --disable-xctest --filter PBFTSimulationTests
 
 clean:
 	rm -rf .build demo-out

@@ -6,9 +6,22 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "efsc", targets: ["efsc"]),
+        // What an application builds on: a provider's or consumer's program
+        // (EFSCSDK: Trader, ChannelSession, TSCStore), the chain client and
+        // channel protocol (EFSCChannel), and every module their public API
+        // exposes. EFSCTCC and EFSCNode let an operator embed a TCC or a node.
         .library(name: "EFSCCore", targets: ["EFSCCore"]),
         .library(name: "EFSCIdentity", targets: ["EFSCIdentity"]),
         .library(name: "EFSCCredentials", targets: ["EFSCCredentials"]),
+        .library(name: "EFSCStore", targets: ["EFSCStore"]),
+        .library(name: "EFSCBus", targets: ["EFSCBus"]),
+        .library(name: "EFSCLedger", targets: ["EFSCLedger"]),
+        .library(name: "EFSCContracts", targets: ["EFSCContracts"]),
+        .library(name: "EFSCChannel", targets: ["EFSCChannel"]),
+        .library(name: "EFSCSDK", targets: ["EFSCSDK"]),
+        .library(name: "EFSCConsensus", targets: ["EFSCConsensus"]),
+        .library(name: "EFSCNode", targets: ["EFSCNode"]),
+        .library(name: "EFSCTCC", targets: ["EFSCTCC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -57,9 +70,10 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "EFSCSDK", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel"]),
-        // Layer 5: consensus (pure state machine).
-        // Optimised even in debug builds: the simulator runs thousands of seeds in `make test`.
-        .target(name: "EFSCConsensus", dependencies: ["EFSCCore"], swiftSettings: [.unsafeFlags(["-O"])]),
+        // Layer 5: consensus (pure state machine). No unsafe flags anywhere, so
+        // the package can be depended on by version: `make test` builds the
+        // suite optimised (release with -enable-testing) to keep the simulator fast.
+        .target(name: "EFSCConsensus", dependencies: ["EFSCCore"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode",
@@ -77,7 +91,7 @@ let package = Package(
         .testTarget(name: "EFSCLedgerTests", dependencies: ["EFSCLedger", "EFSCBus"]),
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
-        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK"]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),

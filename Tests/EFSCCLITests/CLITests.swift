@@ -8,6 +8,15 @@ import Testing
 @Suite struct CLITests {
     static let binary: String = {
         if let b = ProcessInfo.processInfo.environment["EFSC_BIN"] { return b }
+        // The efsc of the same build as this test bundle (debug or release):
+        // it lies beside the bundle in the build directory.
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = bundle.deletingLastPathComponent()
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("efsc").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.appendingPathComponent(".build/debug/efsc").path
     }()
