@@ -11,18 +11,22 @@ struct BenchBus: AsyncParsableCommand {
         abstract: "Bus throughput and latency of the Swift client vs Mosquitto's own C tools.",
         discussion: """
             Without --broker, starts a private mosquitto from broker/dev.conf (looked up from the current directory
-            and from the executable's location) on a free loopback port. Each round sends --messages messages of
-            --payload-bytes through the Swift client (one publishing, one subscribing connection), then the same
-            number with `mosquitto_pub -l` into `mosquitto_sub -C`; rounds alternate and medians are reported.
+            and from the executable's location) on a free loopback port. Each round publishes --payload-bytes
+            messages as fast as the publisher takes them for --seconds through the Swift client (one publishing, one
+            subscribing connection; QoS 1 keeps 500 publishes awaiting PUBACK), then the same for --seconds with
+            `mosquitto_pub -l` into `mosquitto_sub`; the rate is what the subscriber received per second in that
+            window, so the work is sized by the time given, not by a message count. Rounds alternate and medians
+            are reported, at QoS 0 and QoS 1 alike, with the ratio Swift / C tools.
             Latency (p50/p99) is publish-to-delivery of 2000 messages sent one at a time before each Swift round
-            (so it is not queueing delay). Lost messages (QoS 0) are reported.
-            Target: ratio ≥ 0.8 at QoS 0. JSON keys: qos, payloadBytes, msgsPerSecond, baselineMsgsPerSecond,
-            ratio, p50Micros, p99Micros (plus messages, lost, rounds).
+            (so it is not queueing delay). Messages published but not delivered (QoS 0 may drop) are reported as
+            lost. Target: ratio ≥ 0.8 at QoS 0. JSON keys: qos, payloadBytes, msgsPerSecond, baselineMsgsPerSecond,
+            ratio, p50Micros, p99Micros (plus messages: received by the Swift subscriber over all rounds, lost,
+            rounds, seconds). Exit status: 0 measured, 1 when a round received nothing within 30 s (the error
+            names the round and side).
             """)
     @Option(name: .long, help: "Payload size in bytes (16...65536).") var payloadBytes = 256
     @Option(name: .long, help: "QoS 0 or 1.") var qos = 0
-    @Option(name: .long, help: "Approximate seconds per measurement (sets --messages when not given).") var seconds: Double = 2
-    @Option(name: .long, help: "Messages per measurement (default: about 100K per second of --seconds).") var messages: Int?
+    @Option(name: .long, help: "Seconds each measurement publishes for, (0, 600].") var seconds: Double = 2
     @Option(name: .long, help: "Alternating rounds; medians are reported.") var rounds = 3
     @Option(name: .long, help: "Use this broker instead of a private one (mqtt://HOST:PORT).") var broker: String?
     @Option(name: .long, help: "broker/dev.conf to start the private broker from.") var brokerConfig: String?
@@ -33,7 +37,6 @@ struct BenchBus: AsyncParsableCommand {
         guard qos == 0 || qos == 1 else { throw ValidationError("--qos must be 0 or 1") }
         guard seconds > 0 && seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard (1...51).contains(rounds) else { throw ValidationError("--rounds must be 1...51") }
-        if let m = messages, m < 100 || m > 50_000_000 { throw ValidationError("--messages must be 100...50000000") }
     }
 
     static func findDevConf(_ explicit: String?) throws -> String {
@@ -70,45 +73,37 @@ struct BenchBus: AsyncParsableCommand {
                 throw CLIError("mosquitto_pub/mosquitto_sub not found (apt-get install mosquitto-clients)")
             }
             let cfg = try MQTTConfiguration(url: url, clientID: "x")
-            let n = messages ?? max(1000, Int(seconds * 100_000))
-            // The baseline's input: n lines of payloadBytes-1 characters plus newline.
-            let line = String(repeating: "x", count: payloadBytes - 1) + "\n"
-            let input = work + "/lines.txt"
-            FileManager.default.createFile(atPath: input, contents: nil)
-            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: input))
-            let chunk = Data(String(repeating: line, count: 1000).utf8)
-            for _ in 0..<(n / 1000) { h.write(chunk) }
-            h.write(Data(String(repeating: line, count: n % 1000).utf8))
-            try h.close()
-
             var swiftRates: [Double] = []
             var baseRates: [Double] = []
             var p50s: [Double] = []
             var p99s: [Double] = []
             var lost = 0
+            var received = 0
             for r in 0..<rounds {
-                let s = try await swiftRound(url: url, n: n, round: r)
+                let s = try await swiftRound(url: url, round: r)
                 swiftRates.append(s.rate)
                 p50s.append(s.p50)
                 p99s.append(s.p99)
                 lost += s.lost
-                baseRates.append(try baselineRound(host: cfg.host, port: cfg.port, n: n, input: input, pub: pub, sub: sub, round: r))
+                received += s.received
+                baseRates.append(try await baselineRound(host: cfg.host, port: cfg.port, work: work, pub: pub, sub: sub, round: r))
             }
             let rate = BenchSupport.median(swiftRates)
             let base = BenchSupport.median(baseRates)
+            let ratio = base > 0 ? rate / base : 0
             let out: JSON = [
                 "qos": .number(Double(qos)), "payloadBytes": .number(Double(payloadBytes)), "msgsPerSecond": .number(rate.rounded()),
-                "baselineMsgsPerSecond": .number(base.rounded()), "ratio": .number(base > 0 ? ((rate / base) * 1000).rounded() / 1000 : 0),
+                "baselineMsgsPerSecond": .number(base.rounded()), "ratio": .number((ratio * 1000).rounded() / 1000),
                 "p50Micros": .number(BenchSupport.median(p50s).rounded()), "p99Micros": .number(BenchSupport.median(p99s).rounded()),
-                "messages": .number(Double(n)), "lost": .number(Double(lost)), "rounds": .number(Double(rounds)),
+                "messages": .number(Double(received)), "lost": .number(Double(lost)), "rounds": .number(Double(rounds)), "seconds": .number(seconds),
             ]
             if json {
                 Output.line(out.prettyString())
             } else {
-                Output.line("bus: \(n) messages × \(payloadBytes) B at QoS \(qos), \(rounds) round(s), medians; broker \(url)")
+                Output.line("bus: \(payloadBytes) B messages at QoS \(qos), \(rounds) round(s) of \(seconds) s per side, medians; broker \(url)")
                 Output.line("  Swift client (libmosquitto)   \(Int(rate)) msgs/s   p50 \(Int(BenchSupport.median(p50s))) µs   p99 \(Int(BenchSupport.median(p99s))) µs   lost \(lost)")
-                Output.line("  mosquitto_pub → mosquitto_sub \(Int(base)) msgs/s")
-                Output.line("  ratio \(String(format: "%.3f", base > 0 ? rate / base : 0)) (target ≥ 0.8 at QoS 0)")
+                Output.line("  mosquitto_pub → mosquitto_sub \(Int(base)) msgs/s (the raw limit)")
+                Output.line("  ratio \(String(format: "%.3f", ratio)) (target ≥ 0.8 at QoS 0)")
             }
         }
     }
@@ -118,17 +113,38 @@ struct BenchBus: AsyncParsableCommand {
         let p50: Double
         let p99: Double
         let lost: Int
+        let received: Int
     }
 
     final class Receiver: @unchecked Sendable {
         let lock = Lock()
         var count = 0
-        var last = 0.0
         var latencies: [Double] = []
-        init(capacity: Int) { latencies.reserveCapacity(capacity) }
+        var recordLatency = true
+        var count_: Int { lock.withLock { count } }
     }
 
-    func swiftRound(url: String, n: Int, round: Int) async throws -> SwiftRound {
+    final class StopSignal: @unchecked Sendable {
+        let lock = Lock()
+        var raised = false
+        var value: Bool { lock.withLock { raised } }
+        func raise() { lock.withLock { raised = true } }
+    }
+
+    /// Waits (polling) until `current` moved past `from`; the error names what did not arrive.
+    static func firstArrival(_ what: String, from: Int, _ current: () -> Int) async throws {
+        try await StateWait.until(what, timeout: 30, every: 0.002) { current() > from }
+    }
+
+    /// Samples `current` over a window of `seconds` starting now; returns per-second growth.
+    static func window(seconds: Double, _ current: () -> Int) async throws -> Double {
+        let a = current(), ta = BenchSupport.monotonic()
+        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+        let b = current(), tb = BenchSupport.monotonic()
+        return Double(b - a) / (tb - ta)
+    }
+
+    func swiftRound(url: String, round: Int) async throws -> SwiftRound {
         let topic = Topics.presence("bench-\(getpid())-\(round)")
         var sc = try MQTTConfiguration(url: url, clientID: "bench-sub-\(getpid())-\(round)")
         sc.offlinePolicy = .failFast
@@ -138,7 +154,8 @@ struct BenchBus: AsyncParsableCommand {
         let publisher = try MQTTClient(pc)
         try await subscriber.connect()
         try await publisher.connect()
-        let recv = Receiver(capacity: n)
+        let recv = Receiver()
+        recv.latencies.reserveCapacity(2000)
         let q = QoS(rawValue: qos)!
         try await subscriber.subscribe(topic, qos: q) { m in
             let now = BenchSupport.monotonic()
@@ -148,8 +165,7 @@ struct BenchBus: AsyncParsableCommand {
             }
             recv.lock.withLock {
                 recv.count += 1
-                recv.last = now
-                recv.latencies.append((now - sent) * 1e6)
+                if recv.recordLatency { recv.latencies.append((now - sent) * 1e6) }
             }
         }
         let payloadBytes = self.payloadBytes
@@ -160,42 +176,58 @@ struct BenchBus: AsyncParsableCommand {
             return payload
         }
         // Latency first: one message in flight at a time, so queueing does not count.
-        let pings = min(2000, n)
-        for i in 0..<pings {
+        for i in 0..<2000 {
             try await publisher.publish(topic, payload: stamped(), qos: q)
-            while recv.lock.withLock({ recv.count }) <= i { await Task.yield() }
+            try await Self.firstArrival("ping \(i + 1) of round \(round + 1) (Swift client)", from: i) { recv.count_ }
         }
         let pingLatencies = recv.lock.withLock { () -> [Double] in
             defer {
                 recv.count = 0
                 recv.latencies = []
+                recv.recordLatency = false
             }
             return recv.latencies
         }
-        // Throughput: as fast as the client takes them; QoS 1 keeps a window of
-        // 500 publishes awaiting PUBACK.
-        let start = BenchSupport.monotonic()
-        if q == .atMostOnce {
-            for _ in 0..<n { try publisher.publishNow(topic, payload: stamped()) }
-        } else {
+        // Throughput: publish as fast as the client takes them until told to
+        // stop; QoS 1 keeps a window of 500 publishes awaiting PUBACK.
+        let stop = StopSignal()
+        let publishing = Task { () -> Int in
             var sent = 0
-            while sent < n {
-                let k = min(500, n - sent)
-                try await withThrowingTaskGroup(of: Void.self) { g in
-                    for _ in 0..<k { g.addTask { try await publisher.publish(topic, payload: stamped(), qos: q) } }
-                    try await g.waitForAll()
+            if q == .atMostOnce {
+                while !stop.value {
+                    for _ in 0..<256 { try publisher.publishNow(topic, payload: stamped()) }
+                    sent += 256
+                    await Task.yield()
                 }
-                sent += k
+            } else {
+                while !stop.value {
+                    try await withThrowingTaskGroup(of: Void.self) { g in
+                        for _ in 0..<500 { g.addTask { try await publisher.publish(topic, payload: stamped(), qos: q) } }
+                        try await g.waitForAll()
+                    }
+                    sent += 500
+                }
             }
+            return sent
         }
-        // Wait until everything arrived, or nothing has arrived for 2 s.
-        var lastCount = -1
+        let rate: Double
+        do {
+            try await Self.firstArrival("the first message of round \(round + 1) (Swift client)", from: 0) { recv.count_ }
+            rate = try await Self.window(seconds: seconds) { recv.count_ }
+        } catch {
+            stop.raise()
+            _ = await publishing.result
+            throw error
+        }
+        stop.raise()
+        let sent = try await publishing.value
+        // Everything published arrives, or nothing more has arrived for 2 s (QoS 0 may drop).
+        var last = -1
         var idleSince = BenchSupport.monotonic()
-        while true {
-            let c = recv.lock.withLock { recv.count }
-            if c >= n { break }
-            if c != lastCount {
-                lastCount = c
+        while recv.count_ < sent {
+            let c = recv.count_
+            if c != last {
+                last = c
                 idleSince = BenchSupport.monotonic()
             } else if BenchSupport.monotonic() - idleSince > 2 {
                 break
@@ -204,29 +236,57 @@ struct BenchBus: AsyncParsableCommand {
         }
         await publisher.disconnect()
         await subscriber.disconnect()
-        let (count, last) = recv.lock.withLock { (recv.count, recv.last) }
+        let received = recv.count_
         let sorted = pingLatencies.sorted()
         func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        return SwiftRound(rate: count > 0 ? Double(count) / (last - start) : 0, p50: pct(0.5), p99: pct(0.99), lost: n - count)
+        return SwiftRound(rate: rate, p50: pct(0.5), p99: pct(0.99), lost: max(0, sent - received), received: received)
     }
 
-    func baselineRound(host: String, port: Int, n: Int, input: String, pub: String, sub: String, round: Int) throws -> Double {
+    /// `mosquitto_pub -l` fed lines through a FIFO for as long as the window
+    /// lasts, into `mosquitto_sub` writing each payload as a line to a file:
+    /// the rate is the file's growth over --seconds, in messages.
+    func baselineRound(host: String, port: Int, work: String, pub: String, sub: String, round: Int) async throws -> Double {
+        // A write to the FIFO after the publisher ended must fail with EPIPE, not end this process.
+        signal(SIGPIPE, SIG_IGN)
         let topic = Topics.presence("bench-c-\(getpid())-\(round)")
-        let s = try ChildProcess(path: sub, arguments: ["-h", host, "-p", String(port), "-t", topic, "-q", String(qos), "-C", String(n), "-V", "mqttv5", "-i", "bench-csub-\(getpid())-\(round)"])
-        // Give the subscriber time to subscribe before traffic starts.
-        usleep(300_000)
-        let start = BenchSupport.monotonic()
+        let fifo = "\(work)/lines-\(round).fifo", output = "\(work)/received-\(round).txt"
+        unlink(fifo)
+        guard mkfifo(fifo, 0o600) == 0 else { throw CLIError("cannot make a FIFO in \(work): \(String(cString: strerror(errno)))") }
+        defer {
+            unlink(fifo)
+            unlink(output)
+        }
+        let s = try ChildProcess(
+            path: sub, arguments: ["-h", host, "-p", String(port), "-t", topic, "-q", String(qos), "-V", "mqttv5", "-i", "bench-csub-\(getpid())-\(round)"],
+            outputPath: output)
+        defer { s.terminate(grace: 1) }
+        // The subscriber is subscribed once the broker shows it; give it that time before traffic starts.
+        try await Task.sleep(nanoseconds: 300_000_000)
         let p = try ChildProcess(
             path: pub, arguments: ["-h", host, "-p", String(port), "-t", topic, "-q", String(qos), "-l", "-V", "mqttv5", "-i", "bench-cpub-\(getpid())-\(round)"],
-            inputPath: input)
-        let limit = max(30.0, Double(n) / 10_000)
-        let finished = s.wait(timeout: limit)
-        let end = BenchSupport.monotonic()
-        p.terminate(grace: 1)
-        if !finished {
-            s.terminate(grace: 1)
-            throw CLIError("mosquitto_sub did not receive \(n) messages within \(Int(limit)) s (QoS 0 loss?); try --qos 1 or fewer --messages")
+            inputPath: fifo)
+        defer { p.terminate(grace: 1) }
+        // The feeder: whole lines of payloadBytes - 1 characters, as long as the publisher reads them.
+        let stop = StopSignal()
+        let line = [UInt8](repeating: 0x78, count: payloadBytes - 1) + [0x0A]
+        let chunk = Array([[UInt8]](repeating: line, count: max(1, 65536 / payloadBytes)).joined())
+        let feeder = Thread {
+            let fd = open(fifo, O_WRONLY)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            while !stop.value {
+                let w = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if w < 0 { return }
+            }
         }
-        return Double(n) / (end - start)
+        feeder.start()
+        defer { stop.raise() }
+        let bytesPerMessage = payloadBytes
+        func received() -> Int {
+            let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+            return size / bytesPerMessage
+        }
+        try await Self.firstArrival("the first message of round \(round + 1) (mosquitto_pub → mosquitto_sub)", from: 0, received)
+        return try await Self.window(seconds: seconds, received)
     }
 }

@@ -67,20 +67,25 @@ import Testing
         #expect(text.split(separator: "\n").count == 1)
     }
 
-    @Test func benchBusJSONShape() async throws {
+    /// Sized by time at both QoS levels: the ratio is reported against the
+    /// C tools' rate measured in the same run, whatever this machine's speed.
+    @Test(arguments: [0, 1]) func benchBusJSONShape(qos: Int) async throws {
         try await withBroker { b in
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).txt").path
             defer { try? FileManager.default.removeItem(atPath: out) }
-            let p = try spawn(["bench", "bus", "--broker", b.url, "--messages", "3000", "--rounds", "1", "--json"], out: out)
-            #expect(p.wait(timeout: 120))
-            #expect(p.exitCode == 0)
-            let j = try JSONParser.parse(try String(contentsOfFile: out, encoding: .utf8))
-            for k in ["qos", "payloadBytes", "msgsPerSecond", "baselineMsgsPerSecond", "ratio", "p50Micros", "p99Micros"] {
+            let p = try spawn(["bench", "bus", "--broker", b.url, "--qos", String(qos), "--seconds", "0.5", "--rounds", "1", "--json"], out: out)
+            #expect(p.wait(timeout: 120), "bench bus did not finish within 120 s")
+            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            #expect(p.exitCode == 0, "\(text)")
+            let j = try JSONParser.parse(text)
+            for k in ["qos", "payloadBytes", "msgsPerSecond", "baselineMsgsPerSecond", "ratio", "p50Micros", "p99Micros", "messages", "lost", "seconds"] {
                 #expect(j[k]?.doubleValue != nil, "\(k)")
             }
-            #expect(j["payloadBytes"]?.intValue == 256)
+            #expect(j["qos"]?.intValue == qos && j["payloadBytes"]?.intValue == 256)
             #expect((j["msgsPerSecond"]?.doubleValue ?? 0) > 0)
             #expect((j["baselineMsgsPerSecond"]?.doubleValue ?? 0) > 0)
+            #expect((j["ratio"]?.doubleValue ?? 0) > 0)
+            if qos == 1 { #expect(j["lost"]?.intValue == 0, "QoS 1 loses nothing: \(text)") }
         }
     }
 }
