@@ -25,8 +25,10 @@ build: deps
 # The suite is built optimised (release, with -enable-testing for @testable
 # imports): the consensus simulator runs thousands of seeds, and the package
 # itself carries no unsafe flags so it can be depended on by version. The
-# integration tests drive the efsc binary of the same build.
-TEST_FLAGS := -c release -Xswiftc -enable-testing
+# integration tests drive the efsc binary of the same build. It has its own
+# build directory, so `make test` and `make demo` (a plain release build, as
+# benchmarked) do not rebuild each other's.
+TEST_FLAGS := -c release -Xswiftc -enable-testing --scratch-path .build-test
 
 test: deps
 	$(SWIFT) build --build-tests $(TEST_FLAGS)
@@ -48,4 +50,4 @@ sim: deps
 	EFSC_SIM_SEEDS=$(SEEDS) $(SWIFT) test --skip-build $(TEST_FLAGS) --disable-xctest --filter PBFTSimulationTests
 
 clean:
-	rm -rf .build demo-out
+	rm -rf .build .build-test demo-out

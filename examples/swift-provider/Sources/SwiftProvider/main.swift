@@ -56,7 +56,7 @@ struct Options {
                 guard let t = Double(try value()), t > 0, t <= 3600 else { throw ProviderError("--timeout must be in (0, 3600] seconds") }
                 timeout = t
             case "-h", "--help":
-                print(Self.usage)
+                FileHandle.standardOutput.write(Data((Self.usage + "\n").utf8))
                 exit(0)
             default: throw ProviderError("unknown option \(args[i])\n\(Self.usage)")
             }
@@ -71,8 +71,7 @@ struct ProviderError: Error, CustomStringConvertible {
 }
 
 func emit(_ j: JSON) {
-    print(j.compactString())
-    fflush(stdout)
+    FileHandle.standardOutput.write(Data((j.compactString() + "\n").utf8))
 }
 
 func readJSON(_ path: String) throws -> JSON {
