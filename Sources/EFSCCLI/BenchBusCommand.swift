@@ -262,10 +262,6 @@ struct BenchBus: AsyncParsableCommand {
         defer { s.terminate(grace: 1) }
         // The subscriber is subscribed once the broker shows it; give it that time before traffic starts.
         try await Task.sleep(nanoseconds: 300_000_000)
-        let p = try ChildProcess(
-            path: pub, arguments: ["-h", host, "-p", String(port), "-t", topic, "-q", String(qos), "-l", "-V", "mqttv5", "-i", "bench-cpub-\(getpid())-\(round)"],
-            inputPath: fifo)
-        defer { p.terminate(grace: 1) }
         // The feeder: whole lines of payloadBytes - 1 characters, as long as the publisher reads them.
         let stop = StopSignal()
         let line = [UInt8](repeating: 0x78, count: payloadBytes - 1) + [0x0A]
@@ -279,8 +275,14 @@ struct BenchBus: AsyncParsableCommand {
                 if w < 0 { return }
             }
         }
+        // Started first: opening the FIFO for writing waits for its reader, and
+        // the publisher's spawn waits for its open of the FIFO for reading.
         feeder.start()
         defer { stop.raise() }
+        let p = try ChildProcess(
+            path: pub, arguments: ["-h", host, "-p", String(port), "-t", topic, "-q", String(qos), "-l", "-V", "mqttv5", "-i", "bench-cpub-\(getpid())-\(round)"],
+            inputPath: fifo)
+        defer { p.terminate(grace: 1) }
         let bytesPerMessage = payloadBytes
         func received() -> Int {
             let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
