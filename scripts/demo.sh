@@ -19,7 +19,7 @@ SETTLEMENTS=${SETTLEMENTS:-24}
 echo "== EFSC demo — $($EFSC version)"
 "$EFSC" demo --out "$OUT" --settlements "$SETTLEMENTS"
 rc=$?
-[ $rc -eq 0 ] || { echo "== demo failed (exit $rc); artifacts in $OUT/"; exit 1; }
+[ $rc -eq 0 ] || { echo "== demo failed (exit $rc); artifacts in $OUT/, logs of the broker, nodes and TCC in $OUT/logs/"; exit 1; }
 
 echo "-- 8. every TSC file checked again with the generic verifier (efsc vc verify)"
 DOCS=(); for f in "$OUT"/dids/*.json; do DOCS+=(--did-document "$f"); done
@@ -33,5 +33,8 @@ rm -f "$OUT/last-error"
 echo "-- 9. issuance benchmark (paper Table II; 1 s per size)"
 "$EFSC" bench issue --claim-bytes 1024,2048,4096 --seconds 1 --rounds 3 | sed 's/^/  /'
 echo
-echo "== summary: $fail failed re-verifications; artifacts in $OUT/ (dids, templates, tics, tscs, blocks.jsonl, summary.json)"
-[ "$fail" -eq 0 ] && [ "$n" -gt 0 ]
+echo "== summary: $fail failed re-verifications; artifacts in $OUT/ (dids, templates, tics, tscs, blocks.jsonl, summary.json, logs)"
+if [ "$fail" -ne 0 ] || [ "$n" -eq 0 ]; then
+  echo "== demo failed: $fail TSC file(s) did not verify ($n did); logs of the broker, nodes and TCC in $OUT/logs/"
+  exit 1
+fi

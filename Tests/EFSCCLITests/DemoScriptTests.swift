@@ -3,8 +3,8 @@ import EFSCCore
 import Foundation
 import Testing
 
-/// `make demo`'s scenario, run by the suite with the debug binary and fewer
-/// settlements, so a broken demo turns the suite red.
+/// `make demo`'s scenario, run by the suite exactly as `make demo` runs it
+/// (the script's default settlement count), so a broken demo turns the suite red.
 extension NetworkSuites {
 @Suite(.serialized) struct DemoScriptTests {
     @Test func demoPassesEveryCheck() throws {
@@ -18,9 +18,9 @@ extension NetworkSuites {
         var env = ProcessInfo.processInfo.environment
         env["EFSC"] = CLITests.binary
         env["OUT"] = out
-        env["SETTLEMENTS"] = "6"
+        env["SETTLEMENTS"] = nil
         let p = try ChildProcess(path: "/bin/bash", arguments: [root + "/scripts/demo.sh"], outputPath: log, environment: env)
-        #expect(p.wait(timeout: 300))
+        #expect(p.wait(timeout: 600), "the demo did not finish within 600 s")
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(p.exitCode == 0, "\(text.suffix(2000))")
         #expect(text.contains("== summary: 0 failed re-verifications"))
@@ -34,7 +34,12 @@ extension NetworkSuites {
         #expect(summary["failed"]?.arrayValue?.isEmpty == true, "\(summary.compactString())")
         #expect((summary["blocks"]?.intValue ?? 0) > 0)
         let tscs = FileManager.default.enumerator(atPath: out + "/tscs")?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix(".json") } ?? []
-        #expect(tscs.count == 4 * 6)
+        // 24 settlements per channel (the script's default), kept by both parties of both channels.
+        #expect(tscs.count == 4 * 24)
+        // The logs of the broker, the nodes and the TCC stay with the artifacts.
+        for name in ["broker.log", "node1.log", "node4.log", "tcc1.log"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/logs/" + name), "\(name) in \(out)/logs")
+        }
     }
 }
 }
