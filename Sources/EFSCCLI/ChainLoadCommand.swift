@@ -35,7 +35,8 @@ struct ChainLoad: AsyncParsableCommand {
             identity group first if needed. Each transaction carries --batch evidences (distinct channels).
             Reports submitted and committed transactions, committed evidences per second and commit latency
             p50/p99 (submit → receipt), as JSON with --json: submitted, committed, rejected, evidencesPerSecond,
-            commitP50Millis, commitP99Millis, seconds. With --in-flight the load is closed-loop (at most that many
+            commitP50Millis, commitP99Millis, seconds, firstError, maxInFlight (the most transactions awaiting
+            receipts at any moment). With --in-flight the load is closed-loop (at most that many
             transactions awaiting receipts, still at most --rate per second) and submission stops after --seconds.
             """)
     @OptionGroup var brokerOptions: BrokerOptions
@@ -57,6 +58,9 @@ struct ChainLoad: AsyncParsableCommand {
         var rejected = 0
         var latencies: [Double] = []
         var firstError: String?
+        /// Transactions awaiting their receipts now, and the most at any time.
+        var outstanding = 0
+        var maxOutstanding = 0
     }
 
     /// A signed `evidence.submit` of `batch` evidences of fresh channels
@@ -122,8 +126,15 @@ struct ChainLoad: AsyncParsableCommand {
                         group: group, sender: did, method: "\(did)#key-1", key: key, nonce: baseNonce + i, channelPrefix: "load-\(run)-\(i)", batch: batch)
                     let sent = DateTime.currentTime()
                     let timeout = drain + seconds
+                    stats.lock.withLock {
+                        stats.outstanding += 1
+                        stats.maxOutstanding = max(stats.maxOutstanding, stats.outstanding)
+                    }
                     g.addTask {
-                        defer { slots?.release() }
+                        defer {
+                            stats.lock.withLock { stats.outstanding -= 1 }
+                            slots?.release()
+                        }
                         do {
                             let r = try await client.request(Topics.tx(group), payload: tx.bytes, timeout: timeout)
                             let j = try JSONParser.parse(r.payload)
@@ -145,13 +156,13 @@ struct ChainLoad: AsyncParsableCommand {
             }
             await client.disconnect()
             let elapsed = DateTime.currentTime() - start
-            let (c, rj, lat, err) = stats.lock.withLock { (stats.committed, stats.rejected, stats.latencies.sorted(), stats.firstError) }
+            let (c, rj, lat, err, peak) = stats.lock.withLock { (stats.committed, stats.rejected, stats.latencies.sorted(), stats.firstError, stats.maxOutstanding) }
             func pct(_ p: Double) -> Double { lat.isEmpty ? 0 : lat[min(lat.count - 1, Int(Double(lat.count) * p))] }
             let out: JSON = [
                 "submitted": .number(Double(submitted)), "committed": .number(Double(c)), "rejected": .number(Double(rj)),
                 "evidencesPerSecond": .number((Double(c * batch) / elapsed).rounded()), "commitP50Millis": .number((pct(0.5) * 10).rounded() / 10),
                 "commitP99Millis": .number((pct(0.99) * 10).rounded() / 10), "seconds": .number((elapsed * 100).rounded() / 100),
-                "firstError": err.map(JSON.string) ?? .null,
+                "firstError": err.map(JSON.string) ?? .null, "maxInFlight": .number(Double(peak)),
             ]
             if json {
                 Output.line(out.compactString())
