@@ -82,7 +82,9 @@ extension NetworkSuites {
         #expect(o["result"]?.arrayValue?.first?["remaining"]?.intValue == 2)
         // …and the devnet's TCC took the channel.
         var open = 0
-        for _ in 0..<30 where open < 1 {
+        // Waits (up to 60 s) for the TCC's status to show the channel.
+        let openDeadline = Date().addingTimeInterval(60)
+        while open < 1 && Date() < openDeadline {
             open = try run.efsc(["devnet", "status", "--dir", dir, "--json"]).json?["tccs"]?.arrayValue?.first?["status"]?["openChannels"]?.intValue ?? 0
         }
         #expect(open == 1)
