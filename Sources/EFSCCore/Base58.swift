@@ -47,8 +47,11 @@ public enum Base58 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes base58btc; `nil` when a character is outside the alphabet.
-    public static func decode(_ text: String) -> [UInt8]? {
+    /// Decodes base58btc; `nil` when a character is outside the alphabet or
+    /// the text is longer than `maxLength` (decoding is quadratic in length,
+    /// so hostile input is refused before any work: `WireLimits.base58Length`).
+    public static func decode(_ text: String, maxLength: Int = WireLimits.base58Length) -> [UInt8]? {
+        guard text.utf8.count <= maxLength else { return nil }
         let chars = Array(text.utf8)
         var zeros = 0
         while zeros < chars.count && chars[zeros] == alphabet[0] { zeros += 1 }

@@ -71,9 +71,17 @@ public enum JSON: Sendable, Hashable {
 
 /// A JSON object that keeps its members in insertion order, so documents read
 /// from users are printed back the way they wrote them. Equality ignores order.
+///
+/// Lookups are linear in small objects and hashed in large ones (an index
+/// is kept from `indexedFrom` members on), so work on an object from the
+/// network stays linear in its size: equality, hashing and building one
+/// member by member included.
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var keys: [String] = []
     public private(set) var values: [JSON] = []
+    /// Key → position, once the object has `indexedFrom` members.
+    private var lookup: [String: Int]? = nil
+    static let indexedFrom = 16
 
     public init() {}
 
@@ -90,13 +98,25 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     internal mutating func appendUnchecked(_ key: String, _ value: JSON) {
         keys.append(key)
         values.append(value)
+        noteAppended()
+    }
+
+    private mutating func noteAppended() {
+        if lookup != nil {
+            lookup![keys[keys.count - 1]] = keys.count - 1
+        } else if keys.count >= Self.indexedFrom {
+            var l = [String: Int](minimumCapacity: keys.count * 2)
+            for (i, k) in keys.enumerated() { l[k] = i }
+            lookup = l
+        }
     }
 
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
 
     public func index(of key: String) -> Int? {
-        keys.firstIndex(of: key)
+        if let l = lookup { return l[key] }
+        return keys.firstIndex(of: key)
     }
 
     public subscript(key: String) -> JSON? {
@@ -111,10 +131,19 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
                 } else {
                     keys.remove(at: i)
                     values.remove(at: i)
+                    if lookup != nil {
+                        if keys.count < Self.indexedFrom {
+                            lookup = nil
+                        } else {
+                            lookup![key] = nil
+                            for j in i..<keys.count { lookup![keys[j]] = j }
+                        }
+                    }
                 }
             } else if let v = newValue {
                 keys.append(key)
                 values.append(v)
+                noteAppended()
             }
         }
     }
@@ -132,10 +161,10 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     }
 
     public func hash(into hasher: inout Hasher) {
-        // Order-independent: sort keys so equal objects hash equally.
-        for k in keys.sorted() {
-            hasher.combine(k)
-            hasher.combine(self[k])
+        // Order-independent: members in key order, so equal objects hash equally.
+        for i in keys.indices.sorted(by: { keys[$0] < keys[$1] }) {
+            hasher.combine(keys[i])
+            hasher.combine(values[i])
         }
     }
 }

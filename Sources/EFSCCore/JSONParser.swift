@@ -6,6 +6,8 @@ public enum JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     case tooDeep(limit: Int, offset: Int)
     case tooLarge(bytes: Int, limit: Int)
     case invalidNumber(String)
+    /// More members or elements than `WireLimits` allows.
+    case tooMany(String, limit: Int, offset: Int)
 
     public var description: String {
         switch self {
@@ -14,6 +16,7 @@ public enum JSONError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooDeep(let l, let o): return "malformed JSON at byte \(o): nesting deeper than \(l) levels"
         case .tooLarge(let b, let l): return "JSON document of \(b) bytes exceeds the limit of \(l) bytes"
         case .invalidNumber(let m): return "invalid JSON number: \(m)"
+        case .tooMany(let what, let l, let o): return "malformed JSON at byte \(o): more than \(l) \(what)"
         }
     }
 }
@@ -22,9 +25,10 @@ public enum JSONError: Error, Sendable, Equatable, CustomStringConvertible {
 /// no duplicate keys, no lone surrogates, numbers representable as doubles.
 /// It never traps on hostile input: depth and size are bounded.
 public struct JSONParser {
-    /// Default limits, documented in the README: 64 MiB and 128 levels.
+    /// Default limits, documented in topics.md ("Limits"): 64 MiB and
+    /// `WireLimits.jsonDepth` levels; members and elements per `WireLimits`.
     public static let defaultMaxBytes = 64 << 20
-    public static let defaultMaxDepth = 128
+    public static let defaultMaxDepth = WireLimits.jsonDepth
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONError) -> JSON {
         try parse(Array(text.utf8), maxDepth: maxDepth)
@@ -146,7 +150,6 @@ private struct Cursor {
         guard depth <= maxDepth else { throw .tooDeep(limit: maxDepth, offset: i) }
         i += 1
         var obj = JSONObject()
-        var seen: Set<String>? = nil
         skipWS()
         if i < buf.count, buf[i] == UInt8(ascii: "}") {
             i += 1
@@ -159,13 +162,9 @@ private struct Cursor {
             let keyOffset = i
             let key = try string()
             if canonical, let last = obj.keys.last, !JCS.utf16Less(last, key) { canonical = false }
-            // Small objects: a linear scan beats hashing; large ones switch to a set.
-            if obj.count < 12 {
-                if obj.keys.contains(key) { throw .duplicateKey(key, offset: keyOffset) }
-            } else {
-                if seen == nil { seen = Set(obj.keys) }
-                if !seen!.insert(key).inserted { throw .duplicateKey(key, offset: keyOffset) }
-            }
+            // Small objects scan their keys, large ones keep an index (JSONObject).
+            if obj.index(of: key) != nil { throw .duplicateKey(key, offset: keyOffset) }
+            guard obj.count < WireLimits.jsonMembers else { throw .tooMany("members in an object", limit: WireLimits.jsonMembers, offset: keyOffset) }
             skipWS()
             guard i < buf.count, buf[i] == UInt8(ascii: ":") else { throw .syntax("expected ':' after key", offset: i) }
             i += 1
@@ -198,6 +197,7 @@ private struct Cursor {
         }
         while true {
             skipWS()
+            guard arr.count < WireLimits.jsonElements else { throw .tooMany("elements in an array", limit: WireLimits.jsonElements, offset: i) }
             arr.append(try value(depth: depth))
             skipWS()
             guard i < buf.count else { throw .syntax("unexpected end of input in array", offset: i) }

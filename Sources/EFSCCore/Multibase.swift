@@ -32,6 +32,8 @@ public enum MultibaseError: Error, Sendable, Equatable, CustomStringConvertible 
     case invalidCharacters
     case wrongCodec(expected: String)
     case wrongLength(expected: Int, got: Int)
+    /// Longer than any key or signature (`WireLimits.base58Length`); not decoded.
+    case tooLong(Int)
 
     public var description: String {
         switch self {
@@ -39,6 +41,7 @@ public enum MultibaseError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidCharacters: return "multibase value contains characters outside the base58btc alphabet"
         case .wrongCodec(let e): return "multibase value is not a \(e) key (wrong multicodec prefix)"
         case .wrongLength(let e, let g): return "key must be \(e) bytes, got \(g)"
+        case .tooLong(let n): return "multibase value of \(n) characters is longer than \(WireLimits.base58Length + 1) (no key or signature is)"
         }
     }
 }
@@ -54,7 +57,9 @@ public enum Multibase {
     }
 
     public static func decodeRaw(_ text: String) throws(MultibaseError) -> [UInt8] {
-        guard text.first == "z" else { throw .notBase58btc(text) }
+        guard text.first == "z" else { throw .notBase58btc(String(text.prefix(8))) }
+        // Checked before decoding: base58 decoding is quadratic in length.
+        guard text.utf8.count <= WireLimits.base58Length + 1 else { throw .tooLong(text.utf8.count) }
         guard let b = Base58.decode(String(text.dropFirst())) else { throw .invalidCharacters }
         return b
     }

@@ -26,6 +26,7 @@ public enum EFSCDID {
 
     /// Splits a did:efsc into (network, id).
     public static func parse(_ did: String) throws(DIDError) -> (network: String, id: String) {
+        guard did.utf8.count <= WireLimits.didLength else { throw .invalidDID(did) }
         let p = did.split(separator: ":", omittingEmptySubsequences: false)
         guard p.count == 4, p[0] == "did", p[1] == "efsc", isValidNetwork(String(p[2])), !p[3].isEmpty,
             Base58.decode(String(p[3]))?.count == 16

@@ -125,8 +125,12 @@ import Testing
     @Test func boundsDepthAndSize() throws {
         let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
         #expect(throws: JSONError.self) { try JSONParser.parse(deep) }
-        let ok = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        _ = try JSONParser.parse(ok)
+        // The limit itself (WireLimits.jsonDepth) parses; one more level does not.
+        let n = WireLimits.jsonDepth
+        _ = try JSONParser.parse(String(repeating: "[", count: n) + String(repeating: "]", count: n))
+        #expect(throws: JSONError.tooDeep(limit: n, offset: n)) {
+            try JSONParser.parse(String(repeating: "[", count: n + 1) + String(repeating: "]", count: n + 1))
+        }
         #expect(throws: JSONError.tooLarge(bytes: 10, limit: 5)) { try JSONParser.parse(Array("[1,2,3,4]\n".utf8), maxBytes: 5) }
     }
 

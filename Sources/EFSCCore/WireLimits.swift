@@ -1,0 +1,48 @@
+/// Every limit on input that comes off the network, in one place. Each is
+/// documented in topics.md ("Limits"); a value over a limit is refused with
+/// a reason before any work that grows with it is done.
+public enum WireLimits {
+    // MARK: JSON (JSONParser)
+
+    /// Deepest nesting of arrays and objects in one JSON text.
+    public static let jsonDepth = 64
+    /// Most members of one JSON object.
+    public static let jsonMembers = 65_536
+    /// Most elements of one JSON array (a 1 MiB packet holds at most about
+    /// half a million; a block of `--m 100000` lists that many transactions).
+    public static let jsonElements = 1 << 20
+
+    // MARK: identifiers and encodings
+
+    /// Longest DID (`did:efsc:<network>:<id>` is about 60 characters, `did:key` about 56).
+    public static let didLength = 256
+    /// Longest DID URL (a DID plus `#fragment`), e.g. a verification method.
+    public static let didURLLength = 320
+    /// Longest base58btc text decoded at all (a 64-byte signature is 88
+    /// characters, a multicodec key 48): decoding is quadratic in length.
+    public static let base58Length = 128
+
+    // MARK: templates
+
+    /// Longest `pattern` of a template field.
+    public static let patternLength = 256
+    /// Longest string a pattern is matched against.
+    public static let patternSubjectLength = 4096
+
+    // MARK: transactions and blocks
+
+    /// Largest transaction, in canonical (JCS) bytes. A pre-prepare carries a
+    /// block of at most `GroupRunner.maxBlockBytes`, so one transaction must
+    /// leave room for the consensus framing within the broker's 1 MiB packet.
+    public static let transactionBytes = 256 * 1024
+    /// Largest MQTT payload the broker accepts (broker/*.conf `max_packet_size`).
+    public static let packetBytes = 1 << 20
+    /// Largest reply a node publishes (sync, history, queries): the packet
+    /// limit less room for the MQTT header and properties.
+    public static let replyBytes = packetBytes - 16 * 1024
+
+    // MARK: queries
+
+    /// Most blocks one sync request asks for.
+    public static let syncBlocks = 64
+}
