@@ -146,7 +146,8 @@ public struct FieldSpec: Sendable, Equatable {
         var pattern: String? = nil
         if let p = o["pattern"] {
             guard let s = p.stringValue else { throw .invalid("\(path).pattern must be a string") }
-            guard (try? Regex(s)) != nil else { throw .invalid("\(path).pattern is not a valid regular expression") }
+            // Compiled by the linear-time matcher, which refuses what it cannot match safely.
+            do { _ = try TemplatePattern(s) } catch { throw .invalid("\(path).pattern is not usable: \(error.message)") }
             pattern = s
         }
         var props: [(String, FieldSpec)]? = nil
@@ -206,8 +207,17 @@ public struct FieldSpec: Sendable, Equatable {
             let n = s.count
             if let m = minLength, n < m { out.append(.init(path: path, message: "must be at least \(m) characters, got \(n)")) }
             if let m = maxLength, n > m { out.append(.init(path: path, message: "must be at most \(m) characters, got \(n)")) }
-            if let p = pattern, let r = try? Regex(p), s.firstMatch(of: r) == nil {
-                out.append(.init(path: path, message: "does not match pattern \(p)"))
+            if let p = pattern {
+                do {
+                    switch try TemplatePattern(p).matches(s) {
+                    case true?: break
+                    case false?: out.append(.init(path: path, message: "does not match pattern \(p)"))
+                    case nil:
+                        out.append(.init(path: path, message: "is longer than \(WireLimits.patternSubjectLength) characters, the most a pattern is matched against"))
+                    }
+                } catch {
+                    out.append(.init(path: path, message: "the template's pattern is not usable: \(error.message)"))
+                }
             }
             switch format {
             case .dateTime?:
