@@ -32,10 +32,10 @@ public struct Contracts {
     /// Executes one transaction against `state` at `height`; `index` is its
     /// position in the block (evidence records point at it). A rejected
     /// transaction leaves no writes and gets a receipt saying why.
-    public func execute(_ tx: ChainTransaction, state: ContractState, height: UInt64, index: Int = 0) -> Receipt {
+    public func execute(_ tx: ChainTransaction, state: ContractState, height: UInt64, index: Int = 0, admitted: SignerKey? = nil) -> Receipt {
         let mark = state.mark()
         do {
-            let result = try run(tx, state, height, index)
+            let result = try run(tx, state, height, index, admitted: admitted)
             return Receipt(txHash: Hex.encode(tx.hash), ok: true, error: nil, result: result)
         } catch {
             state.reset(mark)
@@ -53,25 +53,89 @@ public struct Contracts {
         }
     }
 
-    func run(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64, _ index: Int) throws -> JSON? {
-        guard tx.group == group else { throw ContractError("transaction is for group '\(tx.group ?? "?")', not '\(group)'") }
+    /// What a node checks before a transaction may enter its pool: the
+    /// envelope (group, sender, nonce, op), a canonical form within
+    /// `WireLimits.transactionBytes`, and the sender's signature against the
+    /// key its DID has now. Unsigned and forged transactions never reach the
+    /// pool; a sender whose DID is not (yet) known is told apart, since its
+    /// registration may still be on its way to this node.
+    public enum Admission: Sendable, Equatable {
+        /// Signed by this key of the sender's current DID document.
+        case verified(SignerKey)
+        case unknownSender(String)
+        case rejected(RefusalCode, ContractError)
+    }
+
+    /// Why admission refused a transaction, for counters and replies.
+    public enum RefusalCode: String, Sendable, Equatable {
+        case tooLarge = "too-large"
+        case badEnvelope = "bad-envelope"
+        case badSignature = "bad-signature"
+    }
+
+    /// The key a transaction's proof was checked against at admission; if the
+    /// sender's document still names it at execution, the proof is not checked again.
+    public struct SignerKey: Sendable, Equatable {
+        public let method: String
+        public let key: [UInt8]
+    }
+
+    public func admit(_ tx: ChainTransaction, state: ContractState) -> Admission {
+        guard !tx.bytes.isEmpty else { return .rejected(.badEnvelope, ContractError("transaction has no canonical form")) }
+        guard tx.bytes.count <= WireLimits.transactionBytes else {
+            return .rejected(.tooLarge, ContractError("transaction of \(tx.bytes.count) canonical bytes exceeds the limit of \(WireLimits.transactionBytes)"))
+        }
+        let sender: String
+        let doc: DIDDocument
+        do {
+            sender = try envelope(tx).sender
+            guard let d = try signerDocument(tx, sender, state) else { return .unknownSender(sender) }
+            doc = d
+        } catch {
+            return .rejected(.badEnvelope, error as? ContractError ?? ContractError("\(error)"))
+        }
+        do {
+            return .verified(try checkProof(tx, doc, admitted: nil))
+        } catch {
+            return .rejected(.badSignature, error as? ContractError ?? ContractError("\(error)"))
+        }
+    }
+
+    /// Whether `did` is known now (registered in `state` or, on the
+    /// transaction group, by the identity group): a waiting transaction's
+    /// sender becoming known sends it back to admission.
+    public func resolveDIDForAdmission(_ did: String, state: ContractState) -> Bool {
+        history(did, state) != nil || resolveDID(did) != nil
+    }
+
+    func envelope(_ tx: ChainTransaction) throws -> (sender: String, nonce: Int, op: String) {
+        guard tx.group == group else { throw ContractError("transaction is for group '\(tx.group.map { String($0.prefix(40)) } ?? "?")', not '\(group)'") }
         guard let sender = tx.sender, DIDSyntax.isValid(sender) else { throw ContractError("sender is missing or not a DID") }
         guard let nonce = tx.nonce, nonce >= 0 else { throw ContractError("nonce is missing or negative") }
         guard let op = tx.op else { throw ContractError("op is missing") }
-        // The signer: a registered (or, for did.register, the new) DID.
-        let signerDoc: DIDDocument
-        if op == "did.register" {
+        return (sender, nonce, op)
+    }
+
+    /// The signer's document: a registered DID's current one (nil when the
+    /// DID is unknown), or for did.register the one being created.
+    func signerDocument(_ tx: ChainTransaction, _ sender: String, _ s: ContractState) throws -> DIDDocument? {
+        if tx.op == "did.register" {
             guard let o = tx.args["operation"]?.objectValue else { throw ContractError("did.register needs args.operation") }
             let h: DIDHistory
             do { h = try DIDHistory(create: o) } catch { throw ContractError("\(error)") }
-            guard h.did == sender else { throw ContractError("sender \(sender) is not the DID being registered") }
-            signerDoc = h.current.document
-        } else {
-            guard let h = history(sender, s) ?? resolveDID(sender) else { throw ContractError("unknown DID \(sender)") }
-            guard !h.deactivated else { throw ContractError("DID \(sender) is deactivated") }
-            signerDoc = h.current.document
+            guard h.did == sender else { throw ContractError("sender \(DIDSyntax.shown(sender)) is not the DID being registered") }
+            return h.current.document
         }
-        try checkProof(tx, signerDoc)
+        guard let h = history(sender, s) ?? resolveDID(sender) else { return nil }
+        guard !h.deactivated else { throw ContractError("DID \(sender) is deactivated") }
+        return h.current.document
+    }
+
+    func run(_ tx: ChainTransaction, _ s: ContractState, _ height: UInt64, _ index: Int, admitted: SignerKey? = nil) throws -> JSON? {
+        let (sender, nonce, op) = try envelope(tx)
+        // The signer: a registered (or, for did.register, the new) DID.
+        guard let signerDoc = try signerDocument(tx, sender, s) else { throw ContractError("unknown DID \(sender)") }
+        _ = try checkProof(tx, signerDoc, admitted: admitted)
         try useNonce(nonce, sender, s)
         switch (group, op) {
         case ("identity", "did.register"): return try didRegister(tx, s, height)
@@ -120,13 +184,19 @@ public struct Contracts {
         }
     }
 
-    func checkProof(_ tx: ChainTransaction, _ doc: DIDDocument) throws {
+    /// Checks the transaction's one proof against `doc`; returns the key it
+    /// verified with. When `admitted` is that same key (checked when the
+    /// transaction entered this node's pool) the signature is not verified twice.
+    @discardableResult
+    func checkProof(_ tx: ChainTransaction, _ doc: DIDDocument, admitted: SignerKey?) throws -> SignerKey {
         let proofs = EddsaJcs2022.proofs(of: tx.json)
         guard proofs.count == 1, let p = proofs.first else { throw ContractError("a transaction carries exactly one proof") }
         guard p["proofPurpose"]?.stringValue == "capabilityInvocation" else { throw ContractError("proof purpose must be capabilityInvocation") }
         guard let vm = p["verificationMethod"]?.stringValue else { throw ContractError("proof has no verificationMethod") }
         do {
             let key = try doc.signingKey(vm, for: .capabilityInvocation)
+            let signer = SignerKey(method: vm, key: key.raw)
+            if let a = admitted, a == signer { return signer }
             // The transaction's canonical bytes without the proof are what a
             // lone proof without @context or previousProof signs.
             if p["@context"] == nil, p["previousProof"] == nil, let h = tx.unsignedHash {
@@ -134,6 +204,7 @@ public struct Contracts {
             } else {
                 try EddsaJcs2022.verifyProof(document: tx.json, proof: p, key: key)
             }
+            return signer
         } catch {
             throw ContractError("bad signature: \(error)")
         }

@@ -145,7 +145,7 @@ public struct Receipt: Sendable, Equatable {
 }
 
 /// Why a transaction was rejected; the message goes into its receipt.
-public struct ContractError: Error, CustomStringConvertible, Equatable {
+public struct ContractError: Error, Sendable, CustomStringConvertible, Equatable {
     public let message: String
     public init(_ m: String) { message = m }
     public var description: String { message }

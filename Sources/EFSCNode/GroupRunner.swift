@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import EFSCBus
 import EFSCConsensus
 import EFSCContracts
@@ -28,10 +29,35 @@ public final class GroupRunner: @unchecked Sendable {
         let hash: [UInt8]
         /// When this node received it (seconds), for the unknown-sender hold.
         let arrived: Double
+        /// The key its signature verified with at admission (nil while its sender is unknown).
+        var signer: Contracts.SignerKey?
+        /// The request to answer with its receipt, if it asked for one.
+        var request: MQTTMessage?
     }
 
+    /// Admitted transactions (signature verified), in arrival order.
     var pool: [Pending] = []
     var poolIndex: [[UInt8]: Int] = [:]
+    /// Canonical bytes in the pool, and pooled transactions per sender.
+    var poolBytes = 0
+    var poolBySender: [String: Int] = [:]
+    /// Transactions whose sender's DID this node does not know yet (its
+    /// registration may still be on its way here): not in the pool, bounded,
+    /// admitted once the DID is known or refused after `unknownSenderHoldSeconds`.
+    var waiting: [Pending] = []
+    var waitingBytes = 0
+    var lastWaitingReview = 0.0
+    static let waitingLimit = 4096
+    static let waitingByteLimit = 16 << 20
+    let refusals: Refusals
+    /// Called when the group can no longer keep a safety invariant (a persist
+    /// or a commit failed): the default logs one line and exits the process
+    /// with status 70. Nothing is sent or served after it.
+    var onFatal: (String) -> Void
+    /// Writes the replica's durable state (the consensus store; tests inject failures).
+    var persist: (PBFTDurableState) throws -> Void = { _ in }
+    /// Consensus messages handed to the bus (broadcasts and direct sends).
+    var consensusSent = 0
     var replies: [[UInt8]: MQTTMessage] = [:]
     var lastProposal = 0.0
     /// Identity-group height the transactions being executed read DIDs and
@@ -60,6 +86,11 @@ public final class GroupRunner: @unchecked Sendable {
         self.config = config
         self.client = client
         self.log = log
+        refusals = Refusals(group: group, registry: metrics.registry, log: log)
+        onFatal = { line in
+            log("FATAL: \(line); stopping the node (exit 70) rather than serve state it cannot keep")
+            exit(70)
+        }
         ledger = try Ledger(path: "\(config.dataDir)/\(group)", group: group)
         contracts = Contracts(group: group, tccs: Set(config.tccs), resolveDID: resolveDID, resolveTemplate: resolveTemplate)
         q = DispatchQueue(label: "efsc.group.\(group)")
@@ -68,6 +99,8 @@ public final class GroupRunner: @unchecked Sendable {
         pc.checkpointInterval = UInt64(config.checkpointInterval)
         pc.retransmitInterval = max(5, config.viewChangeTimeoutTicks / 8)
         consensusStore = ConsensusStore(ledger: ledger)
+        let store = consensusStore
+        persist = { try store.save($0) }
         var durable = try consensusStore.load()
         // The ledger is the truth for what was executed (it is committed before
         // the replica's state is persisted again).
@@ -91,9 +124,9 @@ public final class GroupRunner: @unchecked Sendable {
 
     /// Largest block body a proposer packs (bytes).
     public static let maxBlockBytes = 700_000
-    /// Longest a transaction from a not-yet-visible DID waits in the pool
-    /// before it is packed (and rejected if the DID is still unknown).
-    static let unknownSenderHoldSeconds = 1.0
+    /// Longest a transaction from a not-yet-visible DID waits (outside the
+    /// pool) before it is refused as coming from an unknown DID.
+    static let unknownSenderHoldSeconds = 5.0
 
     // MARK: start / stop
 
@@ -127,7 +160,11 @@ public final class GroupRunner: @unchecked Sendable {
 
     func onConsensus(_ m: MQTTMessage) {
         q.async {
-            guard let (g, sm) = try? PBFTCodec.decode(m.payload), g == self.group, sm.sender != self.config.index else { return }
+            guard let (g, sm) = try? PBFTCodec.decode(m.payload), g == self.group else {
+                self.refusals.refuse(.malformed, "consensus message on \(m.topic) does not decode")
+                return
+            }
+            guard sm.sender != self.config.index else { return }
             self.metrics.messagesIn.increment()
             self.apply(self.replica.step(.message(sm)))
         }
@@ -136,38 +173,114 @@ public final class GroupRunner: @unchecked Sendable {
     func onTransaction(_ m: MQTTMessage) {
         q.async {
             let parsed: ChainTransaction?
-            do { parsed = try ChainTransaction(received: m.payload) } catch {
-                self.reply(m, ["status": "rejected", "error": .string("transaction: \(error)")])
+            do { parsed = try ChainTransaction(received: m.payload, maxBytes: WireLimits.packetBytes) } catch {
+                self.refuse(m, .malformed, "transaction: \(error)")
                 return
             }
             guard let tx = parsed else {
-                self.reply(m, ["status": "rejected", "error": "transaction is not a JSON object"])
+                self.refuse(m, .malformed, "transaction is not a JSON object")
                 return
             }
             guard tx.group == self.group else {
-                self.reply(m, ["status": "rejected", "error": .string("transaction is for group '\(tx.group ?? "?")'")])
+                self.refuse(m, .wrongGroup, "transaction is for group '\(tx.group.map { String($0.prefix(40)) } ?? "?")'")
                 return
             }
             let h = tx.hash
-            if self.poolIndex[h] != nil { return }
-            guard self.pool.count < self.config.poolLimit else {
-                self.reply(m, ["status": "rejected", "error": .string("pending pool is full (\(self.config.poolLimit)); retry later")])
+            if self.poolIndex[h] != nil || self.waiting.contains(where: { $0.hash == h }) { return }
+            self.admit(Pending(tx: tx, bytes: tx.bytes, hash: h, arrived: DateTime.currentTime(), signer: nil, request: m.properties.responseTopic != nil ? m : nil))
+        }
+    }
+
+    /// Admission (on the queue): the pool's bounds, then the envelope and the
+    /// signature (`Contracts.admit`); an unknown sender waits outside the pool.
+    func admit(_ p: Pending) {
+        guard pool.count < config.poolLimit, poolBytes + p.bytes.count <= config.poolByteLimit else {
+            refuse(p.request, .poolFull, "pending pool is full (\(pool.count) transactions, \(poolBytes) bytes); retry later")
+            return
+        }
+        if let sender = p.tx.sender, poolBySender[sender, default: 0] >= config.poolPerSender {
+            refuse(p.request, .senderQuota, "sender has \(config.poolPerSender) transactions pending already; retry later")
+            return
+        }
+        switch withCurrentAnchor({ contracts.admit(p.tx, state: ContractState(ledger: ledger)) }) {
+        case .verified(let key):
+            var admitted = p
+            admitted.signer = key
+            poolIndex[p.hash] = pool.count
+            pool.append(admitted)
+            poolBytes += p.bytes.count
+            if let sender = p.tx.sender { poolBySender[sender, default: 0] += 1 }
+            if let r = p.request { replies[p.hash] = r }
+        case .unknownSender(let did):
+            guard waiting.count < Self.waitingLimit, waitingBytes + p.bytes.count <= Self.waitingByteLimit else {
+                refuse(p.request, .unknownSender, "unknown DID \(DIDSyntax.shown(did)) (and too many transactions wait for theirs)")
                 return
             }
-            self.poolIndex[h] = self.pool.count
-            self.pool.append(Pending(tx: tx, bytes: tx.bytes, hash: h, arrived: DateTime.currentTime()))
-            if m.properties.responseTopic != nil { self.replies[h] = m }
+            waiting.append(p)
+            waitingBytes += p.bytes.count
+        case .rejected(let code, let e):
+            refuse(p.request, code == .tooLarge ? .tooLarge : code == .badSignature ? .badSignature : .badEnvelope, e.message)
         }
+    }
+
+    /// Waiting transactions whose sender became known enter the pool; those
+    /// held longer than `unknownSenderHoldSeconds` are refused.
+    func reviewWaiting(now: Double) {
+        guard !waiting.isEmpty, now - lastWaitingReview >= 0.05 else { return }
+        lastWaitingReview = now
+        let held = waiting
+        waiting = []
+        waitingBytes = 0
+        for p in held {
+            if withCurrentAnchor({ contracts.resolveDIDForAdmission(p.tx.sender ?? "", state: ContractState(ledger: ledger)) }) {
+                admit(p)
+            } else if now - p.arrived >= Self.unknownSenderHoldSeconds {
+                refuse(p.request, .unknownSender, "unknown DID \(DIDSyntax.shown(p.tx.sender ?? "?"))")
+            } else {
+                waiting.append(p)
+                waitingBytes += p.bytes.count
+            }
+        }
+    }
+
+    /// Admission reads DIDs as the identity group has them now (execution
+    /// reads them at its block's anchor): the anchor is set for the call and restored.
+    func withCurrentAnchor<T>(_ body: () -> T) -> T {
+        guard group != "identity" else { return body() }
+        let saved = executionAnchor
+        executionAnchor = identityHeight() ?? saved
+        defer { executionAnchor = saved }
+        return body()
+    }
+
+    /// Counts a refusal and answers the request (if it asked) with the reason.
+    func refuse(_ request: MQTTMessage?, _ reason: Refusals.Reason, _ message: String) {
+        refusals.refuse(reason, message)
+        if let request { reply(request, ["status": "rejected", "code": .string(reason.rawValue), "error": .string(message)]) }
+    }
+
+    func refuse(_ request: MQTTMessage, _ reason: Refusals.Reason, _ message: String) {
+        refuse(Optional(request), reason, message)
     }
 
     func reply(_ request: MQTTMessage, _ body: JSON) {
         guard request.properties.responseTopic != nil else { return }
-        let payload = (try? JCS.canonicalize(body)) ?? []
+        var payload = (try? JCS.canonicalize(body)) ?? []
+        // A reply never exceeds what a packet can carry: a result too large
+        // is answered with that fact rather than lost in the publish.
+        if payload.count > WireLimits.replyBytes {
+            let err: JSON = [
+                "ok": false, "status": "rejected", "code": "too-large", "node": .string(memberID),
+                "error": .string("the reply of \(payload.count) bytes exceeds the reply limit of \(WireLimits.replyBytes); narrow the query"),
+            ]
+            payload = (try? JCS.canonicalize(err)) ?? []
+        }
         Task { try? await self.client.respond(to: request, payload: payload) }
     }
 
     func onTick() {
         if !deferred.isEmpty { drainDeferred() }
+        reviewWaiting(now: DateTime.currentTime())
         apply(replica.step(.pendingWork(!pool.isEmpty)))
         apply(replica.step(.tick))
         maybePropose()
@@ -185,16 +298,12 @@ public final class GroupRunner: @unchecked Sendable {
         // the broker's 1 MiB packet limit.
         let anchor = group == "identity" ? 0 : (identityHeight() ?? 0)
         executionAnchor = anchor
-        // A sender whose DID this node's identity group has not committed yet
-        // is usually one that registered a moment ago and whose receipt came
-        // from a faster node: hold its transactions back briefly rather than
-        // reject them. The hold stays under the view-change timeout.
-        let hold = min(Self.unknownSenderHoldSeconds, Double(config.viewChangeTimeoutTicks * config.tickMillis) / 2000)
+        // Only admitted transactions are pooled (signature checked; senders
+        // this node did not know yet wait outside the pool).
         var take: [Pending] = []
         var bytes = 0
         for p in pool {
             if take.count >= config.maxTransactionsPerBlock { break }
-            if anchor > 0, now - p.arrived < hold, let s = p.tx.sender, s.hasPrefix("did:efsc:"), contracts.resolveDID(s) == nil { continue }
             if !take.isEmpty && bytes + p.bytes.count > Self.maxBlockBytes { break }
             take.append(p)
             bytes += p.bytes.count + 4
@@ -204,7 +313,7 @@ public final class GroupRunner: @unchecked Sendable {
         let state = ContractState(ledger: ledger)
         state.reserve(writes: Contracts.plannedWrites(take.map(\.tx)))
         let height = ledger.height + 1
-        let receipts = take.enumerated().map { ($1.tx, contracts.execute($1.tx, state: state, height: height, index: $0)) }
+        let receipts = take.enumerated().map { ($1.tx, contracts.execute($1.tx, state: state, height: height, index: $0, admitted: $1.signer)) }
         let writes = state.writes
         let header = BlockHeader(
             group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
@@ -220,14 +329,19 @@ public final class GroupRunner: @unchecked Sendable {
         for a in actions {
             switch a {
             case .persist(let d):
-                do { try consensusStore.save(d) } catch {
-                    log("cannot persist consensus state: \(error)")
+                // Persist before anything that follows is sent: a vote must
+                // never leave without the state that promises it.
+                do { try persist(d) } catch {
+                    onFatal("\(group): cannot persist consensus state: \(error)")
+                    return
                 }
             case .broadcast(let m):
                 metrics.messagesOut.increment()
+                consensusSent += 1
                 try? client.publishNow(Topics.pbft(group, from: memberID), payload: PBFTCodec.encode(group: group, m))
             case .send(let to, let m):
                 guard to >= 0, to < config.members.count else { continue }
+                consensusSent += 1
                 try? client.publishNow(Topics.direct(group, to: config.members[to].id), payload: PBFTCodec.encode(group: group, m))
             case .commit(let b):
                 commit(b)
@@ -270,7 +384,7 @@ public final class GroupRunner: @unchecked Sendable {
             block = Block(header: header, transactions: [])
         } else {
             guard let b = decoded else {
-                log("\(group): committed block \(cb.seq) does not decode; halting this group")
+                onFatal("\(group): committed block \(cb.seq) does not decode")
                 timer?.cancel()
                 return
             }
@@ -290,15 +404,15 @@ public final class GroupRunner: @unchecked Sendable {
         } else {
             let state = ContractState(ledger: ledger)
             // Usually this node parsed the transaction when it reached the pool.
-            let txs: [ChainTransaction?] = block.transactions.enumerated().map { i, t in
-                if let pi = poolIndex[txHashes[i]], pool[pi].bytes == t { return pool[pi].tx }
+            let txs: [(ChainTransaction, Contracts.SignerKey?)?] = block.transactions.enumerated().map { i, t in
+                if let pi = poolIndex[txHashes[i]], pool[pi].bytes == t { return (pool[pi].tx, pool[pi].signer) }
                 guard let j = try? JSONParser.parse(t), let o = j.objectValue else { return nil }
-                return ChainTransaction(json: o, blockBytes: t)
+                return (ChainTransaction(json: o, blockBytes: t), nil)
             }
-            state.reserve(writes: Contracts.plannedWrites(txs.compactMap { $0 }))
+            state.reserve(writes: Contracts.plannedWrites(txs.compactMap { $0?.0 }))
             for (i, t) in txs.enumerated() {
-                guard let tx = t else { continue }
-                receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq, index: i)))
+                guard let (tx, signer) = t else { continue }
+                receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq, index: i, admitted: signer)))
             }
             writes = state.writes
             evidenceIndex = state.evidenceIndex
@@ -310,15 +424,23 @@ public final class GroupRunner: @unchecked Sendable {
         do {
             encoded = try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex, txHashes: txHashes)
         } catch {
-            log("\(group): cannot commit block \(cb.seq): \(error); halting this group")
+            onFatal("\(group): cannot commit block \(cb.seq): \(error)")
             timer?.cancel()
             return
         }
         // Committed transactions leave the pool; the node that received a
         // request answers it with the receipt.
         let committed = Set(txHashes)
-        if !committed.isEmpty {
-            pool.removeAll { committed.contains($0.hash) }
+        if !committed.isEmpty, pool.contains(where: { committed.contains($0.hash) }) {
+            pool.removeAll { p in
+                guard committed.contains(p.hash) else { return false }
+                poolBytes -= p.bytes.count
+                if let sender = p.tx.sender {
+                    poolBySender[sender, default: 1] -= 1
+                    if poolBySender[sender] == 0 { poolBySender[sender] = nil }
+                }
+                return true
+            }
             poolIndex = [:]
             for (i, p) in pool.enumerated() { poolIndex[p.hash] = i }
         }
@@ -392,20 +514,32 @@ public final class GroupRunner: @unchecked Sendable {
         }
     }
 
+    /// The encoded blocks from `from` on for one sync reply: at most `max`,
+    /// sized by bytes before each block is added, so the reply (a count, then
+    /// each block's length and bytes) always fits `WireLimits.replyBytes`.
+    static func syncReplyBlocks(ledger: Ledger, from: UInt64, max: Int) -> [[UInt8]] {
+        var blocks: [[UInt8]] = []
+        var h = from
+        var size = 4
+        while blocks.count < max, h <= ledger.height, let b = try? ledger.block(at: h) {
+            let e = b.encoded
+            guard size + e.count + 4 <= WireLimits.replyBytes else { break }
+            size += e.count + 4
+            blocks.append(e)
+            h += 1
+        }
+        return blocks
+    }
+
     func onSyncRequest(_ m: MQTTMessage) {
         q.async {
-            guard let j = try? JSONParser.parse(m.payload), let from = j["from"]?.intValue, from >= 1 else { return }
-            let max = min(64, j["max"]?.intValue ?? 64)
-            var out: [UInt8] = []
-            var blocks: [[UInt8]] = []
-            var h = UInt64(from)
-            var size = 0
-            while blocks.count < max, h <= self.ledger.height, size < 900_000, let b = try? self.ledger.block(at: h) {
-                let e = b.encoded
-                size += e.count + 4
-                blocks.append(e)
-                h += 1
+            guard let j = try? JSONParser.parse(m.payload), let from = j["from"]?.intValue, from >= 1 else {
+                self.refusals.refuse(.badSync, "sync request without a height ≥ 1 in 'from'")
+                return
             }
+            let max = Swift.max(1, Swift.min(WireLimits.syncBlocks, j["max"]?.intValue ?? WireLimits.syncBlocks))
+            var out: [UInt8] = []
+            let blocks = Self.syncReplyBlocks(ledger: self.ledger, from: UInt64(from), max: max)
             func u32(_ v: Int) { out += [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
             u32(blocks.count)
             for b in blocks {
@@ -446,11 +580,34 @@ public final class GroupRunner: @unchecked Sendable {
             var result: JSON
             do {
                 result = ["ok": true, "node": .string(self.memberID), "height": .number(Double(self.ledger.height)), "result": try self.query(kind, params)]
+            } catch let e as QueryParameterError {
+                self.refusals.refuse(.badQuery, e.message)
+                result = ["ok": false, "node": .string(self.memberID), "code": "bad-query", "error": .string(e.message)]
             } catch {
                 result = ["ok": false, "node": .string(self.memberID), "error": .string("\(error)")]
             }
             self.reply(m, result)
         }
+    }
+
+    /// A query parameter that is present but not of its type or range.
+    struct QueryParameterError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    /// `params.height`: absent means `default`; otherwise an integer ≥ 0.
+    static func height(_ p: JSONObject, default d: UInt64) throws -> UInt64 {
+        guard let v = p["height"] else { return d }
+        guard let i = v.intValue, i >= 0 else { throw QueryParameterError(message: "params.height must be an integer ≥ 0") }
+        return UInt64(i)
+    }
+
+    /// A string parameter of at most `max` bytes (nil when absent).
+    static func string(_ p: JSONObject, _ name: String, max: Int) throws -> String? {
+        guard let v = p[name] else { return nil }
+        guard let s = v.stringValue, s.utf8.count <= max else { throw QueryParameterError(message: "params.\(name) must be a string of at most \(max) bytes") }
+        return s
     }
 
     func query(_ kind: String, _ p: JSONObject) throws -> JSON {
@@ -459,22 +616,22 @@ public final class GroupRunner: @unchecked Sendable {
         case "status":
             return statusJSON()
         case "block":
-            let h = p["height"]?.intValue.map(UInt64.init) ?? ledger.height
+            let h = try Self.height(p, default: ledger.height)
             guard let b = try ledger.block(at: h) else { throw ContractError("no block at height \(h)") }
             return b.json
         case "tx":
-            guard let hs = p["hash"]?.stringValue, let h = Hex.decode(hs), let t = try ledger.transaction(hash: h) else { throw ContractError("unknown transaction") }
+            guard let hs = try Self.string(p, "hash", max: 64), let h = Hex.decode(hs), let t = try ledger.transaction(hash: h) else { throw ContractError("unknown transaction") }
             return [
                 "height": .number(Double(t.height)), "index": .number(Double(t.index)), "transaction": (try? JSONParser.parse(t.block.transactions[t.index])) ?? .null,
                 "proof": .array(t.proof.map { .string(Hex.encode($0)) }), "transactionsRoot": .string(Hex.encode(t.block.header.transactionsRoot)),
                 "blockHash": .string(Hex.encode(t.block.hash)), "size": .number(Double(t.block.transactions.count)),
             ]
         case "did":
-            guard let did = p["did"]?.stringValue else { throw ContractError("params.did is missing") }
+            guard let did = try Self.string(p, "did", max: WireLimits.didLength) else { throw ContractError("params.did is missing") }
+            let at = try Self.height(p, default: ledger.height)
             guard let ops = state.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), !ops.isEmpty else {
                 throw ContractError("unknown DID '\(did)'")
             }
-            let at = p["height"]?.intValue.map(UInt64.init) ?? ledger.height
             guard let h = Contracts.history(did, atHeight: at, state: state) else { throw ContractError("'\(did)' was not registered at height \(at)") }
             return [
                 "didDocument": h.current.document.json,
@@ -482,7 +639,7 @@ public final class GroupRunner: @unchecked Sendable {
                 "operations": .array(ops.prefix(h.versions.count).map { .object($0) }), "height": .number(Double(at)),
             ]
         case "template":
-            guard let id = p["id"]?.stringValue else { throw ContractError("params.id is missing") }
+            guard let id = try Self.string(p, "id", max: 512) else { throw ContractError("params.id is missing") }
             let v = p["version"]?.intValue ?? 1
             guard let t = state.get("template/\(id)/\(v)") else { throw ContractError("unknown template '\(id)' version \(v)") }
             return t
@@ -492,12 +649,12 @@ public final class GroupRunner: @unchecked Sendable {
             return .array(try Contracts.match(p, state: state))
         case "evidence":
             var stored: [UInt8]? = nil
-            if let h = p["tscHash"]?.stringValue {
+            if let h = try Self.string(p, "tscHash", max: 64) {
                 guard let hash = Hex.decode(h), hash.count == 32 else { throw ContractError("params.tscHash must be 64 hex digits") }
                 // Ledgers written before the evidence index kept it in the state.
                 stored = try ledger.evidenceLocation(tscHash: hash) ?? state.getBytes("evidence-hash/\(h)")
             }
-            if stored == nil, let c = p["channelId"]?.stringValue { stored = state.getBytes("evidence/\(c)") }
+            if stored == nil, let c = try Self.string(p, "channelId", max: 128) { stored = state.getBytes("evidence/\(c)") }
             guard let stored else { throw ContractError("no evidence for that channel or hash") }
             guard let at = EvidenceLocation(decoding: stored) else { throw LedgerError.corrupt("evidence record does not decode") }
             let t = at.tx
@@ -506,7 +663,7 @@ public final class GroupRunner: @unchecked Sendable {
             }
             return try Contracts.evidenceRecord(at, transaction: b.transactions[t])
         case "channel":
-            guard let c = p["channelId"]?.stringValue, let ch = state.get("channel/\(c)") else { throw ContractError("unknown channel") }
+            guard let c = try Self.string(p, "channelId", max: 128), let ch = state.get("channel/\(c)") else { throw ContractError("unknown channel") }
             return ch
         default:
             throw ContractError("unknown query kind '\(kind)'")

@@ -13,7 +13,9 @@ public struct ConfigError: Error, CustomStringConvertible {
 /// `secretKeyMultibase` (node key), `members` ([{id, publicKeyMultibase}]),
 /// `groups`, `broker` (URL), `dataDir`, `tccs` (TCC DIDs), and limits
 /// `maxTransactionsPerBlock` (M, default 256), `minBlockIntervalMillis`
-/// (default 0), `poolLimit` (default 200000), `tickMillis` (default 20),
+/// (default 0), `poolLimit` (default 200000 transactions), `poolByteLimit`
+/// (default 256 MiB of canonical transaction bytes), `poolPerSender`
+/// (default 10000 transactions of one sender), `tickMillis` (default 20),
 /// `viewChangeTimeoutTicks` (default 100), `checkpointInterval` (default 64),
 /// `metricsPort` (Prometheus `GET /metrics` on 127.0.0.1; absent: off).
 public struct NodeConfig: Sendable {
@@ -34,6 +36,8 @@ public struct NodeConfig: Sendable {
     public var maxTransactionsPerBlock = 256
     public var minBlockIntervalMillis = 0
     public var poolLimit = 200_000
+    public var poolByteLimit = 256 << 20
+    public var poolPerSender = 10_000
     public var tickMillis = 20
     public var viewChangeTimeoutTicks = 100
     public var checkpointInterval = 64
@@ -67,6 +71,11 @@ public struct NodeConfig: Sendable {
         if let v = json["maxTransactionsPerBlock"]?.intValue { maxTransactionsPerBlock = v }
         if let v = json["minBlockIntervalMillis"]?.intValue { minBlockIntervalMillis = v }
         if let v = json["poolLimit"]?.intValue { poolLimit = v }
+        if let v = json["poolByteLimit"]?.intValue { poolByteLimit = v }
+        if let v = json["poolPerSender"]?.intValue { poolPerSender = v }
+        guard poolLimit >= 1, poolByteLimit >= WireLimits.transactionBytes, poolPerSender >= 1 else {
+            throw ConfigError("poolLimit and poolPerSender must be ≥ 1, poolByteLimit ≥ \(WireLimits.transactionBytes)")
+        }
         if let v = json["tickMillis"]?.intValue { tickMillis = v }
         if let v = json["viewChangeTimeoutTicks"]?.intValue { viewChangeTimeoutTicks = v }
         if let v = json["checkpointInterval"]?.intValue { checkpointInterval = v }

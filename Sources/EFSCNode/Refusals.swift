@@ -1,0 +1,64 @@
+import EFSCCore
+import Foundation
+import Prometheus
+
+/// Input refused from the network, counted by reason
+/// (`efsc_refusals_total{group, reason}`) and logged at most once per reason
+/// every `logInterval` seconds (with how many were not logged), so a flood
+/// cannot fill the disk. Reasons are a fixed vocabulary (topics.md
+/// "Refusals"), never text from the input.
+public final class Refusals: @unchecked Sendable {
+    public enum Reason: String, Sendable, CaseIterable {
+        case malformed  // not JSON, not an object, or a binary frame that does not decode
+        case tooLarge = "too-large"  // over a WireLimits size
+        case wrongGroup = "wrong-group"
+        case badEnvelope = "bad-envelope"  // sender, nonce, op
+        case badSignature = "bad-signature"
+        case unknownSender = "unknown-sender"
+        case poolFull = "pool-full"
+        case senderQuota = "sender-quota"
+        case badQuery = "bad-query"
+        case badSync = "bad-sync"
+    }
+
+    let group: String
+    let registry: PrometheusCollectorRegistry
+    let log: (String) -> Void
+    let logInterval: Double
+    private let lock = Lock()
+    private var counters: [Reason: Counter] = [:]
+    private var counts: [Reason: Int] = [:]
+    private var lastLogged: [Reason: (time: Double, suppressed: Int)] = [:]
+
+    init(group: String, registry: PrometheusCollectorRegistry, logInterval: Double = 10, log: @escaping (String) -> Void) {
+        self.group = group
+        self.registry = registry
+        self.logInterval = logInterval
+        self.log = log
+    }
+
+    /// Counts one refusal; logs `detail` unless this reason was logged within the interval.
+    func refuse(_ reason: Reason, _ detail: @autoclosure () -> String) {
+        let now = DateTime.currentTime()
+        let (counter, line): (Counter, String?) = lock.withLock {
+            let c = counters[reason] ?? registry.makeCounter(
+                name: "efsc_refusals_total", labels: [("group", group), ("reason", reason.rawValue)], help: "Input refused from the network, by reason")
+            counters[reason] = c
+            counts[reason, default: 0] += 1
+            if let l = lastLogged[reason], now - l.time < logInterval {
+                lastLogged[reason] = (l.time, l.suppressed + 1)
+                return (c, nil)
+            }
+            let suppressed = lastLogged[reason]?.suppressed ?? 0
+            lastLogged[reason] = (now, 0)
+            let d = detail()
+            let shown = d.utf8.count > 300 ? String(d.prefix(300)) + "…" : d
+            return (c, "\(group): refused (\(reason.rawValue)): \(shown)" + (suppressed > 0 ? " [\(suppressed) more of this reason not logged]" : ""))
+        }
+        counter.increment()
+        if let line { log(line) }
+    }
+
+    /// Refusals so far by reason (what the metrics endpoint also shows).
+    public var byReason: [String: Int] { lock.withLock { Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }) } }
+}
