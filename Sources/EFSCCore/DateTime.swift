@@ -54,9 +54,12 @@ public enum DateTime {
         return Double(days * 86400 + h * 3600 + mi * 60 + s - offset) + frac
     }
 
-    /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (seconds, truncated).
+    /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (seconds, truncated). Times
+    /// outside years 0000–9999 (and non-finite ones, e.g. computed from
+    /// hostile periods) are clamped to that range rather than trapping.
     public static func format(_ t: Double) -> String {
-        let secs = Int(t.rounded(.down))
+        let bounded = t.isNaN ? 0 : Swift.min(Swift.max(t, -62_167_219_200), 253_402_300_799)
+        let secs = Int(bounded.rounded(.down))
         let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
         let rem = secs - days * 86400
         let (y, m, d) = civilFromDays(days)

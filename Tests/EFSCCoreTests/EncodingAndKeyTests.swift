@@ -11,8 +11,22 @@ import Testing
         #expect(Base58.decode("0OIl") == nil)
         for n in [1, 2, 31, 32, 34, 64, 100] {
             let b = Digest.randomBytes(n)
-            #expect(Base58.decode(Base58.encode(b)) == b)
+            #expect(Base58.decode(Base58.encode(b), maxLength: 1000) == b)
         }
+        // By default nothing longer than any key or signature is decoded (it is quadratic).
+        let long = Base58.encode(Digest.randomBytes(100))
+        #expect(long.utf8.count > WireLimits.base58Length && Base58.decode(long) == nil)
+        #expect(Base58.decode(Base58.encode(Digest.randomBytes(64)))?.count == 64, "a signature's 88 characters are within the limit")
+    }
+
+    /// Traps on numbers from the network: a time computed from hostile
+    /// values (a huge period, infinity) formats clamped, never traps.
+    @Test func trapsOnNumbersFromTheNetwork_datesClamp() {
+        #expect(DateTime.format(1e300) == "9999-12-31T23:59:59Z")
+        #expect(DateTime.format(-1e300) == "0000-01-01T00:00:00Z")
+        #expect(DateTime.format(.infinity) == "9999-12-31T23:59:59Z")
+        #expect(DateTime.format(.nan) == "1970-01-01T00:00:00Z")
+        #expect(DateTime.format(0) == "1970-01-01T00:00:00Z")
     }
 
     @Test func hexRoundTripsAndRefusesWhatIsNotHex() {
