@@ -81,7 +81,16 @@ public final class TCC: @unchecked Sendable {
     var evidenceInFlight = false
     var policy: EvidencePolicy
     var poolByNode: [String: Int] = [:]
-    var lastBlockHeight: UInt64 = 0
+    /// Hashes of the blocks acted on lately (bounded): a block delivered
+    /// twice or late is acted on once, and no height, however large, makes
+    /// the TCC ignore later blocks. What it acts on is read from chain state.
+    var recentBlocks: [[UInt8]] = []
+    var recentBlockSet: Set<[UInt8]> = []
+    static let recentBlocksKept = 4096
+    var lastEventRefusalLog = 0.0
+    /// Channel ids of open events awaiting the chain's confirmation.
+    var pendingOpens: Set<String> = []
+    static let pendingOpensLimit = 64
 
     /// Counters published on the TCC's status topic.
     public struct Stats: Sendable {
@@ -91,6 +100,8 @@ public final class TCC: @unchecked Sendable {
         public var rejected = 0
         public var evidences = 0
         public var evidenceTransactions = 0
+        /// Channel-control events refused because the chain did not confirm them.
+        public var refusedEvents = 0
         /// Thread CPU time spent in settlement cryptography (proof hashes
         /// with their JCS canonicalization, verifications, the TCC's
         /// signature), so the overhead around it can be measured under load.
@@ -198,24 +209,76 @@ public final class TCC: @unchecked Sendable {
         switch j["event"]?.stringValue {
         case "open":
             guard lock.withLock({ channels[id] }) == nil else { return }
-            guard let tic = j["tic"]?.objectValue, let terms = try? SettlementTerms(channelId: id, tic: tic) else {
-                log("open event for \(id) carries no usable TIC; ignored")
+            guard let tic = j["tic"]?.objectValue, let terms = try? SettlementTerms(channelId: id, tic: tic), let ticHash = try? VerifiableCredential(json: tic).hash()
+            else {
+                refuseEvent("open event for \(id.prefix(140)) carries no usable TIC")
                 return
             }
-            let ch = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: nil)
-            do { try store.open(ch.record, tic: tic) } catch {
-                log("cannot persist channel \(id): \(error)")
+            // The control topic is not trusted: a channel opens only when the
+            // chain holds it open, recorded from this very TIC. (The node that
+            // answers may be a block behind the proposer that sent the event,
+            // hence the short wait.)
+            // Confirmations in flight are bounded (and one per channel), so a
+            // flood of forged events costs a bounded number of chain queries.
+            let admitted = lock.withLock { () -> Bool in
+                guard !pendingOpens.contains(id), pendingOpens.count < Self.pendingOpensLimit else { return false }
+                pendingOpens.insert(id)
+                return true
+            }
+            guard admitted else {
+                refuseEvent("open event for \(id.prefix(140)) refused: already awaiting confirmation, or \(Self.pendingOpensLimit) events are")
                 return
             }
-            lock.withLock { channels[id] = ch }
-            loadTemplate(ch)
             Task {
-                do { try await self.subscribe(ch) } catch { self.log("cannot subscribe to channel \(id): \(error)") }
+                defer { self.lock.withLock { _ = self.pendingOpens.remove(id) } }
+                do {
+                    try await StateWait.until("channel \(id.prefix(140)) recorded open on chain from this TIC", timeout: 15, every: 0.2) {
+                        guard let rec = try? await self.chain.channel(id) else { return false }
+                        guard rec["ticHash"]?.stringValue == ticHash else { throw TCCEventError(message: "the chain's channel \(id.prefix(140)) was recorded from another TIC") }
+                        return rec["state"] == "open"
+                    }
+                } catch {
+                    self.refuseEvent("open event refused: \(error)")
+                    return
+                }
+                self.openVerified(id: id, terms: terms, tic: tic)
             }
-            log("channel \(id) opened: provider \(terms.provider), consumer \(terms.consumer), period \(terms.period) s, N = \(terms.evidenceEvery)")
         default:
             break
         }
+    }
+
+    /// Opens a channel the chain confirmed (at most once).
+    func openVerified(id: String, terms: SettlementTerms, tic: JSONObject) {
+        let ch = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: nil)
+        let fresh = lock.withLock { () -> Bool in
+            guard channels[id] == nil else { return false }
+            channels[id] = ch
+            return true
+        }
+        guard fresh else { return }
+        do { try store.open(ch.record, tic: tic) } catch {
+            lock.withLock { channels[id] = nil }
+            log("cannot persist channel \(id): \(error)")
+            return
+        }
+        loadTemplate(ch)
+        Task {
+            do { try await self.subscribe(ch) } catch { self.log("cannot subscribe to channel \(id): \(error)") }
+        }
+        log("channel \(id) opened: provider \(terms.provider), consumer \(terms.consumer), period \(terms.period) s, N = \(terms.evidenceEvery)")
+    }
+
+    /// A refused channel-control event: counted, logged at most once every 10 s.
+    func refuseEvent(_ why: String) {
+        let now = DateTime.currentTime()
+        let line: String? = lock.withLock {
+            stats.refusedEvents += 1
+            guard now - lastEventRefusalLog >= 10 else { return nil }
+            lastEventRefusalLog = now
+            return why
+        }
+        if let line { log(line + " (\(lock.withLock { stats.refusedEvents }) refused so far)") }
     }
 
     func onChainStatus(_ m: MQTTMessage) {
@@ -229,9 +292,13 @@ public final class TCC: @unchecked Sendable {
     /// our channels are read back from chain state.
     func onBlock(_ m: MQTTMessage) {
         guard let b = try? Block(decoding: m.payload) else { return }
+        // Identified by its header's height, parent and transactions root (no hash of a 700 KB body).
+        var h = b.header.parentHash + b.header.transactionsRoot
+        withUnsafeBytes(of: b.header.height.bigEndian) { h.append(contentsOf: $0) }
         let fresh = lock.withLock { () -> Bool in
-            guard b.header.height > lastBlockHeight else { return false }
-            lastBlockHeight = b.header.height
+            guard recentBlockSet.insert(h).inserted else { return false }
+            recentBlocks.append(h)
+            if recentBlocks.count > Self.recentBlocksKept { recentBlockSet.remove(recentBlocks.removeFirst()) }
             return true
         }
         guard fresh else { return }
@@ -417,7 +484,7 @@ public final class TCC: @unchecked Sendable {
         return [
             "tcc": .string(did), "name": .string(config.name), "openChannels": .number(Double(n)), "settlements": .number(Double(s.settlements)),
             "admitted": .number(Double(s.admitted)), "authFailures": .number(Double(s.authFailures)), "rejected": .number(Double(s.rejected)),
-            "evidences": .number(Double(s.evidences)), "evidenceTransactions": .number(Double(s.evidenceTransactions)),
+            "evidences": .number(Double(s.evidences)), "evidenceTransactions": .number(Double(s.evidenceTransactions)), "refusedEvents": .number(Double(s.refusedEvents)),
             "pendingEvidence": .number(Double(pe)), "evidenceFactor": .number(Double(f)), "cryptoMicros": .number(s.cryptoMicros.rounded()),
             "time": .string(DateTime.now()),
         ]
@@ -431,6 +498,11 @@ public final class TCC: @unchecked Sendable {
         let payload = (try? JCS.canonicalize(snapshot)) ?? []
         try? bus.publishNow(Topics.tccStatus(config.name), payload: payload, retain: true, properties: .init(contentType: "application/json"))
     }
+}
+
+struct TCCEventError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// A TCC is a service: it starts, serves until the service group asks for a

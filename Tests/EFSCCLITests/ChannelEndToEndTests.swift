@@ -3,6 +3,7 @@ import EFSCChannel
 import EFSCCore
 import EFSCCredentials
 import EFSCIdentity
+import EFSCLedger
 import EFSCSDK
 import Foundation
 import Testing
@@ -304,6 +305,54 @@ extension NetworkSuites {
             return s.state == "anchored" ? .reached(s) : .notYet(s.detail)
         }
         #expect(st.state == "anchored")
+    }
+
+    /// The TCC trusts topics no more than any client: an open event the chain
+    /// does not confirm opens nothing, and a forged block of height 2⁶⁴−1 on
+    /// the blocks topic does not make it ignore the real blocks after it.
+    @Test func theTCCTrustsTopics_forgedEventsAndBlocksAreIgnored() async throws {
+        let net = try startNet()
+        defer {
+            _ = try? run(net, ["devnet", "down", "--dir", net.dir])
+            try? FileManager.default.removeItem(atPath: net.dir)
+        }
+        let (provider, consumers, channels) = try await openTrades(net, consumers: 1, every: 100)
+        let (channel, tic) = channels[0]
+        _ = try await StateWait.until("the TCC to open the recorded channel", timeout: 60) { (try tccStatus(net)?["openChannels"]?.intValue ?? 0) == 1 }
+        let attacker = try await client(net, "attacker-\(UUID().uuidString.prefix(6))")
+        // A TIC issued but never recorded, announced as opened.
+        let c2 = Trader(chain: provider.chain, identity: try PartyIdentity.create(network: "devnet"))
+        try await c2.registerDID()
+        let tit = try ProviderTemplates.timeOfDayTIT(owner: provider.me.did)
+        let unrecorded = try await provider.issue(try c2.apply(claim: ProviderTemplates.sampleTITClaim(provider: provider.me.did, consumer: c2.me.did, period: 1), template: tit))
+        let forgedID = "ch-" + String(try unrecorded.hash().prefix(32))
+        let event: JSON = ["event": "open", "channelId": .string(forgedID), "group": "transaction", "height": 1, "tic": .object(unrecorded.json)]
+        try await attacker.publish(Topics.tccControl("transaction"), payload: try JCS.canonicalize(event), qos: .atLeastOnce)
+        // And an open event for the real channel carrying another TIC.
+        let wrong: JSON = ["event": "open", "channelId": "ch-0000", "group": "transaction", "height": 1, "tic": .object(unrecorded.json)]
+        try await attacker.publish(Topics.tccControl("transaction"), payload: try JCS.canonicalize(wrong), qos: .atLeastOnce)
+        let refused = try? await StateWait.until("the TCC to refuse both forged open events", timeout: 60, every: 0.3) { () -> StateWait.Probe<Int> in
+            let n = try tccStatus(net)?["refusedEvents"]?.intValue ?? 0
+            return n >= 2 ? .reached(n) : .notYet("\(n) refused")
+        }
+        #expect(refused != nil, "the forged open events were not refused")
+        #expect((try tccStatus(net)?["openChannels"]?.intValue ?? 0) == 1, "a forged open event opened a channel")
+        // A forged block at the top of the height range.
+        let header = BlockHeader(
+            group: "transaction", height: UInt64.max, parentHash: Digest.sha256([1]), stateRoot: Digest.sha256([2]),
+            transactionsRoot: Block.transactionsRoot([]), proposer: 0, view: 0, timestamp: 1)
+        try await attacker.publish(Topics.blocks("transaction", node: "node1"), payload: Block(header: header, transactions: []).encoded, qos: .atLeastOnce)
+        await attacker.disconnect()
+        // The real channel still settles and its cooperative close is seen by the TCC and the parties.
+        let p = try provider.session(channel: channel, tic: tic)
+        let c = try consumers[0].session(channel: channel, tic: tic)
+        try await p.open()
+        try await c.open()
+        let first = DateTime.currentTime() - 100
+        _ = try await p.settle(usage: 0.0001, firstStart: first)
+        _ = try await p.settle(usage: 0.0001, final: true, firstStart: first)
+        let closed = try? await StateWait.until("the provider's session to see the channel closed", timeout: 60) { p.closedState?["state"]?.stringValue == "closed" ? .reached(true) : .notYet(nil) }
+        #expect(closed == true, "the TCC missed the close after the forged block")
     }
 
     /// The protocol from another language: examples/python's consumer (paho-mqtt
