@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "EFSCConsensus", targets: ["EFSCConsensus"]),
         .library(name: "EFSCNode", targets: ["EFSCNode"]),
         .library(name: "EFSCTCC", targets: ["EFSCTCC"]),
+        .library(name: "EFSCFuzz", targets: ["EFSCFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -83,6 +84,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "efsc", dependencies: ["EFSCCLI"]),
+        // Fuzz targets (network input → parsers and handlers); libFuzzer
+        // drives them from fuzz/, the suite replays their corpus.
+        .target(name: "EFSCFuzz", dependencies: [
+            "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode", "EFSCChannel",
+        ]),
+        .executableTarget(name: "efsc-fuzz", dependencies: ["EFSCFuzz"]),
 
         .testTarget(name: "EFSCCoreTests", dependencies: ["EFSCCore"]),
         .testTarget(name: "EFSCIdentityTests", dependencies: ["EFSCIdentity"]),
@@ -95,5 +102,6 @@ let package = Package(
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK"]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
+        .testTarget(name: "EFSCFuzzTests", dependencies: ["EFSCFuzz", "EFSCCore"]),
     ]
 )

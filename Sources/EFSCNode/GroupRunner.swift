@@ -122,6 +122,38 @@ public final class GroupRunner: @unchecked Sendable {
 
     var memberID: String { config.nodeId }
 
+    /// A runner of `group` over a ledger in `dataDir` with fresh keys and no
+    /// broker (publishes queue offline): for tools and fuzzing that feed it
+    /// network input directly.
+    public static func offline(group: String, dataDir: String) throws -> GroupRunner {
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let keys = (0..<4).map { _ in Ed25519SecretKey() }
+        let cfg = try NodeConfig(json: [
+            "network": "devnet", "nodeId": "node1", "index": 0, "secretKeyMultibase": .string(keys[0].multibase),
+            "members": .array(keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }),
+            "broker": "mqtt://127.0.0.1:1", "dataDir": .string(dataDir),
+        ])
+        var mc = try MQTTConfiguration(url: cfg.broker, clientID: "offline-\(Hex.encode(Digest.randomBytes(4)))")
+        mc.offlinePolicy = .queue(limit: 1000)
+        return try GroupRunner(group: group, config: cfg, client: try MQTTClient(mc), metrics: NodeMetrics(), resolveDID: { _ in nil }, resolveTemplate: { _, _ in nil }, log: { _ in })
+    }
+
+    /// Feeds one message as if it arrived on `topic` (transactions, queries,
+    /// sync requests, consensus), and waits until the runner handled it.
+    public func receive(topic: String, payload: [UInt8]) {
+        let m = MQTTMessage(topic: topic, payload: payload, qos: .atLeastOnce, properties: MQTTProperties(responseTopic: Topics.reply(clientID: "fuzz"), correlationData: [1]))
+        switch topic.split(separator: "/").dropFirst(2).first {
+        case "query": onQuery(m)
+        case "chain":
+            if topic.hasSuffix("/tx") { onTransaction(m) } else if topic.contains("/sync/") { onSyncRequest(m) } else { onConsensus(m) }
+        default: return
+        }
+        q.sync {}
+    }
+
+    /// Refusals so far, by reason.
+    public var refusalCounts: [String: Int] { refusals.byReason }
+
     /// Largest block body a proposer packs (bytes).
     public static let maxBlockBytes = 700_000
     /// Longest a transaction from a not-yet-visible DID waits (outside the
@@ -484,21 +516,12 @@ public final class GroupRunner: @unchecked Sendable {
         let req: JSON = ["from": .number(Double(from)), "max": 64]
         let topic = Topics.sync(group, node: config.members[target].id)
         Task {
-            guard let r = try? await client.request(topic, payload: (try? JCS.canonicalize(req)) ?? [], timeout: 5) else { return }
-            var blocks: [Block] = []
-            var rd = r.payload[...]
-            func u32() -> Int? {
-                guard rd.count >= 4 else { return nil }
-                defer { rd = rd.dropFirst(4) }
-                return rd.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+            guard let r = try? await client.request(topic, payload: (try? JCS.canonicalize(req)) ?? [], timeout: 5),
+                let fetched = Self.parseSyncReply(r.payload)
+            else {
+                self.refusals.refuse(.badSync, "a sync reply from \(self.config.members[target].id) did not arrive or does not decode")
+                return
             }
-            guard let n = u32(), n <= 64 else { return }
-            for _ in 0..<n {
-                guard let len = u32(), rd.count >= len, let b = try? Block(decoding: Array(rd.prefix(len))) else { return }
-                rd = rd.dropFirst(len)
-                blocks.append(b)
-            }
-            let fetched = blocks
             q.async {
                 for b in fetched {
                     // Null blocks were agreed as an empty payload.
@@ -529,6 +552,25 @@ public final class GroupRunner: @unchecked Sendable {
             h += 1
         }
         return blocks
+    }
+
+    /// A `SyncReply` (topics.md): nil unless it is exactly a count of at most
+    /// `WireLimits.syncBlocks` and that many length-prefixed blocks that decode.
+    public static func parseSyncReply(_ payload: [UInt8]) -> [Block]? {
+        var blocks: [Block] = []
+        var rd = payload[...]
+        func u32() -> Int? {
+            guard rd.count >= 4 else { return nil }
+            defer { rd = rd.dropFirst(4) }
+            return rd.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        }
+        guard let n = u32(), n <= WireLimits.syncBlocks else { return nil }
+        for _ in 0..<n {
+            guard let len = u32(), rd.count >= len, let b = try? Block(decoding: Array(rd.prefix(len))) else { return nil }
+            rd = rd.dropFirst(len)
+            blocks.append(b)
+        }
+        return rd.isEmpty ? blocks : nil
     }
 
     func onSyncRequest(_ m: MQTTMessage) {
