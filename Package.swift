@@ -67,6 +67,7 @@ let package = Package(
         .target(name: "EFSCChannel", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCContracts"]),
         .target(name: "EFSCTCC", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCStore", "EFSCLedger", "EFSCContracts", "EFSCChannel",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -161,6 +161,7 @@ struct DevnetCommand: AsyncParsableCommand {
                     let tccConfig: JSON = [
                         "name": .string("tcc\(t)"), "broker": .string(brokerFor), "dataDir": .string("\(dirPath)/tcc\(t)/data"),
                         "identity": .string("\(dirPath)/tcc\(t).json"), "node": .string("node\((t - 1) % nodes + 1)"),
+                        "metricsPort": .number(Double(try BrokerProcess.freePort())),
                     ]
                     try Output.write("\(dir)/tcc\(t)/config.json", tccConfig.prettyString() + "\n")
                 }

@@ -191,7 +191,12 @@ public final class GroupRunner: @unchecked Sendable {
     // MARK: inputs (network thread → queue)
 
     func onConsensus(_ m: MQTTMessage) {
+        guard inbox.enter(m.payload.count) else {
+            overloaded(m)
+            return
+        }
         q.async {
+            defer { self.inbox.leave(m.payload.count) }
             guard let (g, sm) = try? PBFTCodec.decode(m.payload), g == self.group else {
                 self.refusals.refuse(.malformed, "consensus message on \(m.topic) does not decode")
                 return
@@ -203,7 +208,12 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     func onTransaction(_ m: MQTTMessage) {
+        guard inbox.enter(m.payload.count) else {
+            overloaded(m)
+            return
+        }
         q.async {
+            defer { self.inbox.leave(m.payload.count) }
             let parsed: ChainTransaction?
             do { parsed = try ChainTransaction(received: m.payload, maxBytes: WireLimits.packetBytes) } catch {
                 self.refuse(m, .malformed, "transaction: \(error)")
@@ -283,6 +293,18 @@ public final class GroupRunner: @unchecked Sendable {
         executionAnchor = identityHeight() ?? saved
         defer { executionAnchor = saved }
         return body()
+    }
+
+    /// Messages waiting for the group's queue, bounded in count and bytes:
+    /// past the bound a message is dropped (consensus retransmits; a request
+    /// is told the node is overloaded) instead of growing memory without end.
+    let inbox = InboxBound(messages: 50_000, bytes: 512 << 20)
+
+    func overloaded(_ m: MQTTMessage) {
+        refusals.refuse(.overloaded, "the group's queue holds \(inbox.limitMessages) messages or \(inbox.limitBytes) bytes; dropped one on \(m.topic)")
+        if m.properties.responseTopic != nil {
+            reply(m, ["status": "rejected", "ok": false, "code": "overloaded", "error": "the node is overloaded; retry later"])
+        }
     }
 
     /// Counts a refusal and answers the request (if it asked) with the reason.
@@ -574,7 +596,12 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     func onSyncRequest(_ m: MQTTMessage) {
+        guard inbox.enter(m.payload.count) else {
+            overloaded(m)
+            return
+        }
         q.async {
+            defer { self.inbox.leave(m.payload.count) }
             guard let j = try? JSONParser.parse(m.payload), let from = j["from"]?.intValue, from >= 1 else {
                 self.refusals.refuse(.badSync, "sync request without a height ≥ 1 in 'from'")
                 return
@@ -615,7 +642,12 @@ public final class GroupRunner: @unchecked Sendable {
     }
 
     func onQuery(_ m: MQTTMessage) {
+        guard inbox.enter(m.payload.count) else {
+            overloaded(m)
+            return
+        }
         q.async {
+            defer { self.inbox.leave(m.payload.count) }
             let kind = m.topic.split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
             let body = try? JSONParser.parse(m.payload)
             let params = body?["params"]?.objectValue ?? body?.objectValue ?? [:]

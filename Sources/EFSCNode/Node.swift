@@ -15,7 +15,7 @@ public final class Node: @unchecked Sendable {
     public private(set) var runners: [String: GroupRunner] = [:]
     let logger: Logger
     public let metrics = NodeMetrics()
-    public private(set) var metricsServer: MetricsServer?
+    public private(set) var metricsServer: MetricsEndpoint?
 
     public init(config: NodeConfig, logger: Logger? = nil) throws {
         self.config = config
@@ -62,7 +62,8 @@ public final class Node: @unchecked Sendable {
             for (g, r) in runners where g != "identity" { r.identityHeight = { [weak id] in id?.ledger.height } }
         }
         if let p = config.metricsPort {
-            metricsServer = try MetricsServer(port: p, metrics: metrics)
+            let m = metrics
+            metricsServer = try MetricsEndpoint(port: p) { m.text() }
             logger.notice("metrics on http://127.0.0.1:\(metricsServer!.port)/metrics")
         }
         try await client.connect()

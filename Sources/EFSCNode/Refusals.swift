@@ -19,6 +19,7 @@ public final class Refusals: @unchecked Sendable {
         case senderQuota = "sender-quota"
         case badQuery = "bad-query"
         case badSync = "bad-sync"
+        case overloaded  // the group's inbound queue is full
     }
 
     let group: String

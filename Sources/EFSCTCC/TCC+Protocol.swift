@@ -17,7 +17,13 @@ extension TCC {
         let id = String(parts[3])
         let party = String(parts[5])
         guard let ch = lock.withLock({ channels[id] }) else { return }
+        // Work queued for the channels is bounded: past it a message is dropped and counted.
+        guard inbox.enter(m.payload.count) else {
+            metrics.refused("overloaded")
+            return
+        }
         ch.queue.async {
+            defer { self.inbox.leave(m.payload.count) }
             let msg: ChannelMessage
             do {
                 msg = try ChannelMessage(bytes: m.payload)
@@ -54,14 +60,29 @@ extension TCC {
     }
 
     func refuse(_ ch: Channel, party: String, _ message: String, code: String, sequence: Int? = nil, auth: Bool = false) {
-        lock.withLock {
+        let now = DateTime.currentTime()
+        // Counted by code (status topic and metrics); logged at most once per code every 10 s.
+        let line: String? = lock.withLock {
             if auth { stats.authFailures += 1 } else { stats.rejected += 1 }
+            stats.refusals[code, default: 0] += 1
+            let last = refusalLogged[code] ?? (0, 0)
+            guard now - last.time >= 10 else {
+                refusalLogged[code] = (last.time, last.suppressed + 1)
+                return nil
+            }
+            refusalLogged[code] = (now, 0)
+            let shown = message.utf8.count > 300 ? String(message.prefix(300)) + "…" : message
+            return "channel \(ch.id) party \(party.prefix(64)): refused (\(code)): \(shown)" + (last.suppressed > 0 ? " [\(last.suppressed) more \(code) refusals not logged]" : "")
         }
-        log("channel \(ch.id) party \(party): refused (\(code)): \(message)")
+        metrics.refused(code)
+        if let line { log(line) }
         // Only the channel's two parties have a down topic worth writing to.
         guard let did = didOf(ch, party: party) else { return }
         send(ch, to: did, .error(ch.id, message, code: code, sequence: sequence))
     }
+
+    /// Outstanding challenges (and DID lookups for new ones) per channel.
+    static let challengesPerChannel = 8
 
     func hello(_ ch: Channel, _ party: String, _ m: ChannelMessage) {
         guard let did = m["did"]?.stringValue, did == ch.terms.provider || did == ch.terms.consumer else {
@@ -74,11 +95,14 @@ extension TCC {
         }
         let now = DateTime.currentTime()
         ch.challenges = ch.challenges.filter { $0.value.expires > now }
-        guard ch.challenges.count < 8 else {
+        // Lookups in flight count too: the bound holds before the chain is asked.
+        guard ch.challenges.count + ch.lookups < Self.challengesPerChannel else {
             refuse(ch, party: party, "too many outstanding challenges; answer one first", code: "busy", auth: true)
             return
         }
+        ch.lookups += 1
         Task {
+            defer { ch.queue.async { ch.lookups -= 1 } }
             do {
                 let r = try await self.resolver.resolve(did, fresh: true)
                 guard !r.deactivated else { throw ChainError("\(did) is deactivated") }

@@ -50,6 +50,8 @@ public final class TCC: @unchecked Sendable {
         /// Admitted parties: DID → (verification method URL → assertion key).
         var admitted: [String: [String: Ed25519PublicKey]] = [:]
         var challenges: [String: (did: String, secret: [UInt8], expires: Double, keys: [String: Ed25519PublicKey])] = [:]
+        /// DID lookups in flight for challenges not yet issued.
+        var lookups = 0
         /// The proposal waiting for the consumer, with the hash of the document both parties' proofs sign.
         var pending: (seq: Int, unsigned: JSONObject, providerProof: JSONObject, final: Bool, inputHash: [UInt8])?
 
@@ -88,6 +90,14 @@ public final class TCC: @unchecked Sendable {
     var recentBlockSet: Set<[UInt8]> = []
     static let recentBlocksKept = 4096
     var lastEventRefusalLog = 0.0
+    /// When each refusal code was last logged, and how many since were not.
+    var refusalLogged: [String: (time: Double, suppressed: Int)] = [:]
+    var metricsEndpoint: MetricsEndpoint?
+    let metrics = TCCMetrics()
+    /// Party messages waiting for their channels' queues (all channels).
+    let inbox = InboxBound(messages: 100_000, bytes: 256 << 20)
+    /// The port of the metrics endpoint once started (nil: off).
+    public var metricsPort: Int? { metricsEndpoint?.port }
     /// Channel ids of open events awaiting the chain's confirmation.
     var pendingOpens: Set<String> = []
     static let pendingOpensLimit = 64
@@ -102,6 +112,8 @@ public final class TCC: @unchecked Sendable {
         public var evidenceTransactions = 0
         /// Channel-control events refused because the chain did not confirm them.
         public var refusedEvents = 0
+        /// Party messages refused, by the code of the error sent back (topics.md).
+        public var refusals: [String: Int] = [:]
         /// Thread CPU time spent in settlement cryptography (proof hashes
         /// with their JCS canonicalization, verifications, the TCC's
         /// signature), so the overhead around it can be measured under load.
@@ -151,6 +163,11 @@ public final class TCC: @unchecked Sendable {
             channels[id] = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: r)
         }
         for (c, item) in store.pendingEvidence() { pendingEvidence[c] = item }
+        if let p = config.metricsPort {
+            let m = metrics
+            metricsEndpoint = try MetricsEndpoint(port: p) { m.text() }
+            log("metrics on http://127.0.0.1:\(metricsEndpoint!.port)/metrics")
+        }
         try await bus.connect()
         try await chain.register(config.identity, nonce: nonces.next())
         try await bus.publish(Topics.presence(config.name), payload: Array(#"{"client":"\#(config.name)","state":"online"}"#.utf8))
@@ -170,6 +187,7 @@ public final class TCC: @unchecked Sendable {
     public func stop() async {
         for t in timers { t.cancel() }
         timers = []
+        metricsEndpoint?.stop()
         for q in partitions { q.sync {} }
         committerQ.sync {}
         try? await bus.publish(Topics.presence(config.name), payload: Array(#"{"client":"\#(config.name)","state":"offline"}"#.utf8))
@@ -272,6 +290,7 @@ public final class TCC: @unchecked Sendable {
     /// A refused channel-control event: counted, logged at most once every 10 s.
     func refuseEvent(_ why: String) {
         let now = DateTime.currentTime()
+        metrics.refused("unconfirmed-event")
         let line: String? = lock.withLock {
             stats.refusedEvents += 1
             guard now - lastEventRefusalLog >= 10 else { return nil }
@@ -386,6 +405,7 @@ public final class TCC: @unchecked Sendable {
                 return
             }
             self.lock.withLock { self.stats.settlements += batch.count }
+            self.metrics.settlements.increment(by: Int64(batch.count))
             for (_, then) in batch { then() }
         }
     }
@@ -485,12 +505,16 @@ public final class TCC: @unchecked Sendable {
             "tcc": .string(did), "name": .string(config.name), "openChannels": .number(Double(n)), "settlements": .number(Double(s.settlements)),
             "admitted": .number(Double(s.admitted)), "authFailures": .number(Double(s.authFailures)), "rejected": .number(Double(s.rejected)),
             "evidences": .number(Double(s.evidences)), "evidenceTransactions": .number(Double(s.evidenceTransactions)), "refusedEvents": .number(Double(s.refusedEvents)),
+            "refusals": .object(JSONObject(s.refusals.sorted { $0.key < $1.key }.map { ($0.key, JSON.number(Double($0.value))) })),
             "pendingEvidence": .number(Double(pe)), "evidenceFactor": .number(Double(f)), "cryptoMicros": .number(s.cryptoMicros.rounded()),
             "time": .string(DateTime.now()),
         ]
     }
 
     func tickStatus() {
+        let (open, pending) = lock.withLock { (channels.values.filter { $0.state != "closed" }.count, pendingEvidence.count) }
+        metrics.openChannels.set(Double(open))
+        metrics.pendingEvidence.set(Double(pending))
         lock.withLock {
             let pool = poolByNode.values.max() ?? 0
             if policy.observe(pool: pool) { log("chain pending pool \(pool): evidence factor now \(policy.factor)") }

@@ -9,7 +9,8 @@ import EFSCCore
 /// to, whose committed blocks it follows; default any node), `shareGroup`
 /// ("tcc"), `workers` (2), `challengeSeconds` (10), `evidenceIntervalMillis`
 /// (200), `evidenceBatchMax` (1024), `poolHigh` (2000), `poolLow` (200),
-/// `statusIntervalMillis` (1000).
+/// `statusIntervalMillis` (1000), `metricsPort` (Prometheus `GET /metrics` on
+/// 127.0.0.1; absent: off; 0 picks a free port).
 public struct TCCConfig: Sendable {
     public var broker: String
     public var dataDir: String
@@ -24,6 +25,7 @@ public struct TCCConfig: Sendable {
     public var poolHigh = 2000
     public var poolLow = 200
     public var statusIntervalMillis = 1000
+    public var metricsPort: Int?
 
     public init(broker: String, dataDir: String, identity: PartyIdentity, name: String? = nil) {
         self.broker = broker
@@ -45,6 +47,10 @@ public struct TCCConfig: Sendable {
         if let v = j["poolHigh"]?.intValue { poolHigh = v }
         if let v = j["poolLow"]?.intValue { poolLow = v }
         if let v = j["statusIntervalMillis"]?.intValue { statusIntervalMillis = v }
+        if let v = j["metricsPort"]?.intValue {
+            guard (0...65535).contains(v) else { throw ChainError("TCC config: metricsPort must be 0...65535") }
+            metricsPort = v
+        }
         guard (1...64).contains(workers) else { throw ChainError("TCC config: workers must be 1...64") }
         guard challengeSeconds > 0, challengeSeconds <= 300 else { throw ChainError("TCC config: challengeSeconds must be in (0, 300]") }
         guard (1...4096).contains(evidenceBatchMax) else { throw ChainError("TCC config: evidenceBatchMax must be 1...4096") }
