@@ -190,6 +190,12 @@ extension NetworkSuites {
             }
         }
         #expect(refusals > 0, "no refusals in the nodes' metrics after \(sent) hostile messages")
+        // The TCC's too: garbage on the channel's up topic is refused by reason.
+        let tccConfig = try JSONParser.parse(try String(contentsOfFile: "\(net.dir)/tcc1/config.json", encoding: .utf8))
+        let tccText = await metrics(port: tccConfig["metricsPort"]?.intValue ?? 0)
+        let tccRefusals = tccText.split(separator: "\n").filter { $0.hasPrefix("efsc_tcc_refusals_total{") }
+            .map { Int(Double($0.split(separator: " ").last ?? "0") ?? 0) }.reduce(0, +)
+        #expect(tccRefusals > 0, "no refusals in the TCC's metrics: \(tccText.prefix(500))")
         await p.detach()
         await c.detach()
     }

@@ -182,6 +182,24 @@ import Testing
         #expect(small.refused["pool-full"] == 1 && small.runner.q.sync { small.runner.poolBytes } <= WireLimits.transactionBytes)
     }
 
+    @Test func unboundedMemory_queuedWorkIsBounded() throws {
+        let bound = InboxBound(messages: 2, bytes: 100)
+        #expect(bound.enter(40) && bound.enter(40))
+        #expect(!bound.enter(1), "a third message is over the count")
+        bound.leave(40)
+        #expect(!bound.enter(70), "and 110 bytes over the bytes")
+        #expect(bound.enter(60))
+        // A group whose queue is full drops what arrives, counts it and answers requests.
+        let h = try Harness()
+        var taken = 0
+        while h.runner.inbox.enter(0) { taken += 1 }
+        h.send(try Self.registration().bytes)
+        #expect(h.refused["overloaded"] == 1 && h.pooled == 0, "\(h.refused)")
+        for _ in 0..<taken { h.runner.inbox.leave(0) }
+        h.send(try Self.registration().bytes)
+        #expect(h.pooled == 1)
+    }
+
     // MARK: 4. size invariants
 
     @Test func sizeInvariants() throws {
