@@ -98,9 +98,14 @@ public final class TCC: @unchecked Sendable {
     let inbox = InboxBound(messages: 100_000, bytes: 256 << 20)
     /// The port of the metrics endpoint once started (nil: off).
     public var metricsPort: Int? { metricsEndpoint?.port }
-    /// Channel ids of open events awaiting the chain's confirmation.
+    /// Channel ids of open events awaiting the chain's confirmation (queued
+    /// or being confirmed), the queue, and how many confirmations run.
     var pendingOpens: Set<String> = []
-    static let pendingOpensLimit = 64
+    var openQueue: [OpenRequest] = []
+    var openQueueHead = 0
+    var confirming = 0
+    static let pendingOpensLimit = 100_000
+    static let confirmationsInFlight = 64
 
     /// Counters published on the TCC's status topic.
     public struct Stats: Sendable {
@@ -236,33 +241,67 @@ public final class TCC: @unchecked Sendable {
             // chain holds it open, recorded from this very TIC. (The node that
             // answers may be a block behind the proposer that sent the event,
             // hence the short wait.)
-            // Confirmations in flight are bounded (and one per channel), so a
-            // flood of forged events costs a bounded number of chain queries.
-            let admitted = lock.withLock { () -> Bool in
+            // Confirmations are queued (bounded, one per channel id) and at
+            // most `confirmationsInFlight` run at once, so a burst of real
+            // opens is confirmed in turn and a flood of forged events costs
+            // a bounded number of chain queries.
+            let queued = lock.withLock { () -> Bool in
                 guard !pendingOpens.contains(id), pendingOpens.count < Self.pendingOpensLimit else { return false }
                 pendingOpens.insert(id)
+                openQueue.append(OpenRequest(id: id, terms: terms, tic: tic, ticHash: ticHash))
                 return true
             }
-            guard admitted else {
+            guard queued else {
                 refuseEvent("open event for \(id.prefix(140)) refused: already awaiting confirmation, or \(Self.pendingOpensLimit) events are")
                 return
             }
+            startConfirmations()
+        default:
+            break
+        }
+    }
+
+    struct OpenRequest {
+        let id: String
+        let terms: SettlementTerms
+        let tic: JSONObject
+        let ticHash: String
+    }
+
+    /// Starts queued open confirmations while fewer than `confirmationsInFlight` run.
+    func startConfirmations() {
+        while let r = lock.withLock({ () -> OpenRequest? in
+            guard confirming < Self.confirmationsInFlight, openQueueHead < openQueue.count else { return nil }
+            confirming += 1
+            let next = openQueue[openQueueHead]
+            openQueueHead += 1
+            // Taken from the front by index; the array is compacted now and then (no O(n) per take).
+            if openQueueHead >= 1024 && openQueueHead * 2 >= openQueue.count {
+                openQueue.removeFirst(openQueueHead)
+                openQueueHead = 0
+            }
+            return next
+        }) {
             Task {
-                defer { self.lock.withLock { _ = self.pendingOpens.remove(id) } }
+                defer {
+                    self.lock.withLock {
+                        self.confirming -= 1
+                        _ = self.pendingOpens.remove(r.id)
+                    }
+                    self.startConfirmations()
+                }
                 do {
-                    try await StateWait.until("channel \(id.prefix(140)) recorded open on chain from this TIC", timeout: 15, every: 0.2) {
-                        guard let rec = try? await self.chain.channel(id) else { return false }
-                        guard rec["ticHash"]?.stringValue == ticHash else { throw TCCEventError(message: "the chain's channel \(id.prefix(140)) was recorded from another TIC") }
+                    try await StateWait.until("channel \(r.id.prefix(140)) recorded open on chain from this TIC", timeout: 15, every: 0.2) {
+                        guard let rec = try? await self.chain.channel(r.id) else { return false }
+                        guard rec["ticHash"]?.stringValue == r.ticHash else { throw TCCEventError(message: "the chain's channel \(r.id.prefix(140)) was recorded from another TIC") }
                         return rec["state"] == "open"
                     }
                 } catch {
                     self.refuseEvent("open event refused: \(error)")
                     return
                 }
-                self.openVerified(id: id, terms: terms, tic: tic)
+                self.openVerified(id: r.id, terms: r.terms, tic: r.tic)
             }
-        default:
-            break
         }
     }
 
