@@ -73,14 +73,8 @@ struct ChainLoad: AsyncParsableCommand {
         // spread, as SHA-256 values are, but drawn from a SplitMix64 stream
         // seeded by one hash of the prefix. A SHA-256 per evidence was the
         // load generator's largest cost, on the cores the nodes share.
-        var state = Digest.sha256(Array(channelPrefix.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: Digest.sha256(Array(channelPrefix.utf8)).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        func next() -> UInt64 { rng.next() }
         let args = EvidenceBatch.args(
             (0..<batch).map { k in
                 let words = [next(), next(), next(), next()]

@@ -27,17 +27,7 @@ extension NetworkSuites {
     }
 
     /// A deterministic generator, so a failure names a seed that replays it.
-    struct Rng {
-        var s: UInt64
-        mutating func next() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
-    }
+    typealias Rng = SplitMix64
 
     static let hostileValues: [JSON] = [
         -1, 0, 1e300, -1e300, 9_007_199_254_740_992, 1.8446744073709552e19, 0.5, "", .string(String(repeating: "z", count: 20_000)),
@@ -140,7 +130,7 @@ extension NetworkSuites {
         }
         // 30 s of hostile traffic.
         let attacker = try await e2e.client(net, "attacker-\(UUID().uuidString.prefix(6))")
-        var rng = Rng(s: 20_261_201)
+        var rng = Rng(seed: 20_261_201)
         var sent = 0
         let until = Date().addingTimeInterval(30)
         while Date() < until {

@@ -39,7 +39,7 @@ import Testing
 
     /// Seeded random patterns over a small alphabet, each compared with Regex.
     @Test func agreesWithRegexOnRandomPatterns() throws {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let atoms = ["a", "b", ".", "[ab]", "[^a]", "(a|b)", "(ab|a)", "(?:b|)", "\\w"]
         let quantifiers = ["", "", "*", "+", "?", "{2}", "{1,3}", "{0,}"]
         for _ in 0..<400 {
@@ -79,18 +79,5 @@ import Testing
     @Test func templateWithAnUnsafePatternIsRefused() throws {
         let text = #"{"id":"urn:x:t","version":1,"owner":"did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2","type":"TIT","fields":{"f":{"type":"string","pattern":"(?=a)"}}}"#
         #expect(throws: (any Error).self) { try Template(json: try JSONParser.parse(text)) }
-    }
-}
-
-/// A small deterministic generator for seeded tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
