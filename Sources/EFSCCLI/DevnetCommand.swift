@@ -162,6 +162,7 @@ struct DevnetCommand: AsyncParsableCommand {
                         "name": .string("tcc\(t)"), "broker": .string(brokerFor), "dataDir": .string("\(dirPath)/tcc\(t)/data"),
                         "identity": .string("\(dirPath)/tcc\(t).json"), "node": .string("node\((t - 1) % nodes + 1)"),
                         "metricsPort": .number(Double(try BrokerProcess.freePort())),
+                        "members": .array(keys.map { .object(["publicKeyMultibase": .string($0.publicKey.multibase)]) }),
                     ]
                     try Output.write("\(dir)/tcc\(t)/config.json", tccConfig.prettyString() + "\n")
                 }

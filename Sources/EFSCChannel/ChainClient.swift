@@ -97,11 +97,17 @@ public final class ChainDIDResolver: DIDResolver, @unchecked Sendable {
     let ttl: Double
     let lock = Lock()
     var cache: [String: (at: Double, value: DIDResolution)] = [:]
+    /// Most DIDs cached; past it, expired entries go, then the cache starts over.
+    public let capacity: Int
 
-    public init(chain: ChainClient, ttl: Double = 30) {
+    public init(chain: ChainClient, ttl: Double = 30, capacity: Int = 10_000) {
         self.chain = chain
         self.ttl = ttl
+        self.capacity = Swift.max(1, capacity)
     }
+
+    /// Entries cached now (never more than `capacity`).
+    public var cachedCount: Int { lock.withLock { cache.count } }
 
     public func resolve(_ did: String) async throws -> DIDResolution {
         if DIDSyntax.method(did) == "key" { return DIDResolution(document: try DIDKey.resolve(did)) }
@@ -113,7 +119,13 @@ public final class ChainDIDResolver: DIDResolver, @unchecked Sendable {
         if !fresh, let c = lock.withLock({ cache[did] }), now - c.at < ttl { return c.value }
         let r: DIDResolution
         do { r = try await chain.resolveDID(did) } catch let e as ChainError { throw DIDError.notFound("\(did) (\(e.message))") }
-        lock.withLock { cache[did] = (now, r) }
+        lock.withLock {
+            if cache.count >= capacity, cache[did] == nil {
+                cache = cache.filter { now - $0.value.at < ttl }
+                if cache.count >= capacity { cache.removeAll(keepingCapacity: true) }
+            }
+            cache[did] = (now, r)
+        }
         return r
     }
 }

@@ -187,3 +187,26 @@ public struct Ed25519Authenticator: PBFTAuthenticator {
         return members[sender].isValidSignature(signature, for: bytes)
     }
 }
+
+/// A commit certificate as blocks carry it (topics.md `Block`): signatures
+/// of replicas over `commit(view, seq, digest)`. Anyone holding the
+/// network's node keys can check it without running consensus.
+public enum CommitCertificate {
+    /// How many distinct members' commit signatures over (view, seq, digest)
+    /// verify, checking each member at most once and at most `n` entries
+    /// in all (a certificate padded with junk costs no more than `n` checks).
+    public static func validSigners(
+        group: String, view: UInt64, seq: UInt64, digest: [UInt8], entries: [(replica: Int, signature: [UInt8])], members: [Ed25519PublicKey]
+    ) -> Int {
+        var seen = Set<Int>()
+        var valid = 0
+        let message = PBFTMessage.commit(view: view, seq: seq, digest: digest)
+        for e in entries.prefix(members.count) where e.replica >= 0 && e.replica < members.count && seen.insert(e.replica).inserted {
+            if members[e.replica].isValidSignature(e.signature, for: PBFTCodec.signingBytes(group: group, sender: e.replica, message: message)) { valid += 1 }
+        }
+        return valid
+    }
+
+    /// Whether 2f+1 of n = 3f+1 members signed.
+    public static func isQuorum(_ signers: Int, members n: Int) -> Bool { n >= 4 && signers >= 2 * ((n - 1) / 3) + 1 }
+}

@@ -81,7 +81,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     public private(set) var values: [JSON] = []
     /// Key → position, once the object has `indexedFrom` members.
     private var lookup: [String: Int]? = nil
-    static let indexedFrom = 16
+    static let indexedFrom = 32
 
     public init() {}
 

@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import EFSCBus
 import EFSCChannel
+import EFSCConsensus
 import EFSCContracts
 import EFSCCore
 import EFSCCredentials
@@ -343,13 +344,32 @@ public final class TCC: @unchecked Sendable {
         guard let j = try? JSONParser.parse(m.payload), let node = j["node"]?.stringValue ?? m.topic.split(separator: "/").last.map(String.init),
             let p = j["pendingPool"]?.intValue
         else { return }
-        lock.withLock { poolByNode[node] = p }
+        // Bounded: a status topic can carry any node name (until the ACL
+        // confines it); past 256 names the map starts over.
+        lock.withLock {
+            if poolByNode[node] == nil, poolByNode.count >= 256 { poolByNode.removeAll(keepingCapacity: true) }
+            poolByNode[node] = p
+        }
     }
 
     /// Committed transaction blocks: closes, challenges and finalizations of
     /// our channels are read back from chain state.
     func onBlock(_ m: MQTTMessage) {
-        guard let b = try? Block(decoding: m.payload) else { return }
+        guard let b = try? Block(decoding: m.payload) else {
+            refuseEvent("a message on \(m.topic) is not a block")
+            return
+        }
+        // Acted on only when 2f+1 of the network's nodes committed it.
+        if !config.members.isEmpty {
+            let digest = b.transactions.isEmpty && b.header.proposer == config.members.count ? Digest.sha256([]) : Digest.sha256(b.body)
+            let signers = CommitCertificate.validSigners(
+                group: b.header.group, view: b.certificateView, seq: b.header.height, digest: digest,
+                entries: b.certificate.map { ($0.replica, $0.signature) }, members: config.members)
+            guard CommitCertificate.isQuorum(signers, members: config.members.count) else {
+                refuseEvent("block \(b.header.height) on \(m.topic) has \(signers) valid commit signatures, not 2f+1 of \(config.members.count)")
+                return
+            }
+        }
         // Identified by its header's height, parent and transactions root (no hash of a 700 KB body).
         var h = b.header.parentHash + b.header.transactionsRoot
         withUnsafeBytes(of: b.header.height.bigEndian) { h.append(contentsOf: $0) }

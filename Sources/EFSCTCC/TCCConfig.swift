@@ -9,7 +9,9 @@ import EFSCCore
 /// to, whose committed blocks it follows; default any node), `shareGroup`
 /// ("tcc"), `workers` (2), `challengeSeconds` (10), `evidenceIntervalMillis`
 /// (200), `evidenceBatchMax` (1024), `poolHigh` (2000), `poolLow` (200),
-/// `statusIntervalMillis` (1000), `metricsPort` (Prometheus `GET /metrics` on
+/// `statusIntervalMillis` (1000), `members` (the network's node keys from
+/// genesis, `publicKeyMultibase` in replica order: blocks are acted on only
+/// with a commit certificate of 2f+1 of them; absent: not checked), `metricsPort` (Prometheus `GET /metrics` on
 /// 127.0.0.1; absent: off; 0 picks a free port).
 public struct TCCConfig: Sendable {
     public var broker: String
@@ -26,6 +28,7 @@ public struct TCCConfig: Sendable {
     public var poolLow = 200
     public var statusIntervalMillis = 1000
     public var metricsPort: Int?
+    public var members: [Ed25519PublicKey] = []
 
     public init(broker: String, dataDir: String, identity: PartyIdentity, name: String? = nil) {
         self.broker = broker
@@ -47,6 +50,12 @@ public struct TCCConfig: Sendable {
         if let v = j["poolHigh"]?.intValue { poolHigh = v }
         if let v = j["poolLow"]?.intValue { poolLow = v }
         if let v = j["statusIntervalMillis"]?.intValue { statusIntervalMillis = v }
+        if let ms = j["members"]?.arrayValue {
+            do { members = try ms.map { try Ed25519PublicKey(multibase: $0["publicKeyMultibase"]?.stringValue ?? $0.stringValue ?? "") } } catch {
+                throw ChainError("TCC config: members must list the nodes' publicKeyMultibase keys: \(error)")
+            }
+            guard members.count >= 4, (members.count - 1) % 3 == 0 else { throw ChainError("TCC config: members must be n = 3f+1 ≥ 4 node keys") }
+        }
         if let v = j["metricsPort"]?.intValue {
             guard (0...65535).contains(v) else { throw ChainError("TCC config: metricsPort must be 0...65535") }
             metricsPort = v
