@@ -45,4 +45,26 @@ public enum WireLimits {
 
     /// Most blocks one sync request asks for.
     public static let syncBlocks = 64
+
+    // MARK: queues (nodes and TCCs)
+
+    /// Messages (and bytes) queued for one chain group of a node, not yet handled.
+    public static let groupQueueMessages = 50_000
+    public static let groupQueueBytes = 512 << 20
+    /// Transactions waiting for their sender's DID to become known, and for how long.
+    public static let unknownSenderWaiting = 4096
+    public static let unknownSenderWaitingBytes = 16 << 20
+    public static let unknownSenderHoldSeconds = 5.0
+    /// Party messages (and bytes) queued for a TCC's channels.
+    public static let tccQueueMessages = 100_000
+    public static let tccQueueBytes = 256 << 20
+    /// Outstanding challenges, DID lookups included, per channel.
+    public static let challengesPerChannel = 8
+    /// Open events a TCC holds for the chain's confirmation, and how many it confirms at once.
+    public static let pendingOpenEvents = 100_000
+    public static let openConfirmationsInFlight = 64
+    /// Blocks a TCC remembers having acted on.
+    public static let recentBlocks = 4096
+    /// Node names a TCC keeps pending-pool figures for.
+    public static let poolReportNodes = 256
 }

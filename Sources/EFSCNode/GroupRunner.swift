@@ -47,8 +47,8 @@ public final class GroupRunner: @unchecked Sendable {
     var waiting: [Pending] = []
     var waitingBytes = 0
     var lastWaitingReview = 0.0
-    static let waitingLimit = 4096
-    static let waitingByteLimit = 16 << 20
+    static let waitingLimit = WireLimits.unknownSenderWaiting
+    static let waitingByteLimit = WireLimits.unknownSenderWaitingBytes
     let refusals: Refusals
     /// Called when the group can no longer keep a safety invariant (a persist
     /// or a commit failed): the default logs one line and exits the process
@@ -158,7 +158,7 @@ public final class GroupRunner: @unchecked Sendable {
     public static let maxBlockBytes = 700_000
     /// Longest a transaction from a not-yet-visible DID waits (outside the
     /// pool) before it is refused as coming from an unknown DID.
-    static let unknownSenderHoldSeconds = 5.0
+    static let unknownSenderHoldSeconds = WireLimits.unknownSenderHoldSeconds
 
     // MARK: start / stop
 
@@ -298,7 +298,7 @@ public final class GroupRunner: @unchecked Sendable {
     /// Messages waiting for the group's queue, bounded in count and bytes:
     /// past the bound a message is dropped (consensus retransmits; a request
     /// is told the node is overloaded) instead of growing memory without end.
-    let inbox = InboxBound(messages: 50_000, bytes: 512 << 20)
+    let inbox = InboxBound(messages: WireLimits.groupQueueMessages, bytes: WireLimits.groupQueueBytes)
 
     func overloaded(_ m: MQTTMessage) {
         refusals.refuse(.overloaded, "the group's queue holds \(inbox.limitMessages) messages or \(inbox.limitBytes) bytes; dropped one on \(m.topic)")

@@ -82,7 +82,7 @@ extension TCC {
     }
 
     /// Outstanding challenges (and DID lookups for new ones) per channel.
-    static let challengesPerChannel = 8
+    static let challengesPerChannel = WireLimits.challengesPerChannel
 
     func hello(_ ch: Channel, _ party: String, _ m: ChannelMessage) {
         guard let did = m["did"]?.stringValue, did == ch.terms.provider || did == ch.terms.consumer else {

@@ -89,14 +89,14 @@ public final class TCC: @unchecked Sendable {
     /// the TCC ignore later blocks. What it acts on is read from chain state.
     var recentBlocks: [[UInt8]] = []
     var recentBlockSet: Set<[UInt8]> = []
-    static let recentBlocksKept = 4096
+    static let recentBlocksKept = WireLimits.recentBlocks
     var lastEventRefusalLog = 0.0
     /// When each refusal code was last logged, and how many since were not.
     var refusalLogged: [String: (time: Double, suppressed: Int)] = [:]
     var metricsEndpoint: MetricsEndpoint?
     let metrics = TCCMetrics()
     /// Party messages waiting for their channels' queues (all channels).
-    let inbox = InboxBound(messages: 100_000, bytes: 256 << 20)
+    let inbox = InboxBound(messages: WireLimits.tccQueueMessages, bytes: WireLimits.tccQueueBytes)
     /// The port of the metrics endpoint once started (nil: off).
     public var metricsPort: Int? { metricsEndpoint?.port }
     /// Channel ids of open events awaiting the chain's confirmation (queued
@@ -105,8 +105,8 @@ public final class TCC: @unchecked Sendable {
     var openQueue: [OpenRequest] = []
     var openQueueHead = 0
     var confirming = 0
-    static let pendingOpensLimit = 100_000
-    static let confirmationsInFlight = 64
+    static let pendingOpensLimit = WireLimits.pendingOpenEvents
+    static let confirmationsInFlight = WireLimits.openConfirmationsInFlight
 
     /// Counters published on the TCC's status topic.
     public struct Stats: Sendable {
@@ -347,7 +347,7 @@ public final class TCC: @unchecked Sendable {
         // Bounded: a status topic can carry any node name (until the ACL
         // confines it); past 256 names the map starts over.
         lock.withLock {
-            if poolByNode[node] == nil, poolByNode.count >= 256 { poolByNode.removeAll(keepingCapacity: true) }
+            if poolByNode[node] == nil, poolByNode.count >= WireLimits.poolReportNodes { poolByNode.removeAll(keepingCapacity: true) }
             poolByNode[node] = p
         }
     }
