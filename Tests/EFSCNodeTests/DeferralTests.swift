@@ -14,17 +14,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-defer-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let keys = (0..<4).map { _ in Ed25519SecretKey() }
-        let cfg = try NodeConfig(json: [
-            "network": "devnet", "nodeId": "node1", "index": 0, "secretKeyMultibase": .string(keys[0].multibase),
-            "members": .array(keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }),
-            "broker": "mqtt://127.0.0.1:1", "dataDir": .string(dir),
-        ])
-        var mc = try MQTTConfiguration(url: cfg.broker, clientID: "defer-test")
-        mc.offlinePolicy = .queue(limit: 100)
-        let runner = try GroupRunner(
-            group: "transaction", config: cfg, client: try MQTTClient(mc), metrics: NodeMetrics(), resolveDID: { _ in nil }, resolveTemplate: { _, _ in nil },
-            log: { _ in })
+        let runner = try GroupRunner.offline(group: "transaction", dataDir: dir)
         var identity: UInt64 = 2
         runner.identityHeight = { identity }
         let ledger = runner.ledger
