@@ -121,7 +121,7 @@ struct BenchBus: AsyncParsableCommand {
         var count = 0
         var latencies: [Double] = []
         var recordLatency = true
-        var count_: Int { lock.withLock { count } }
+        var received: Int { lock.withLock { count } }
     }
 
     final class StopSignal: @unchecked Sendable {
@@ -178,7 +178,7 @@ struct BenchBus: AsyncParsableCommand {
         // Latency first: one message in flight at a time, so queueing does not count.
         for i in 0..<2000 {
             try await publisher.publish(topic, payload: stamped(), qos: q)
-            try await Self.firstArrival("ping \(i + 1) of round \(round + 1) (Swift client)", from: i) { recv.count_ }
+            try await Self.firstArrival("ping \(i + 1) of round \(round + 1) (Swift client)", from: i) { recv.received }
         }
         let pingLatencies = recv.lock.withLock { () -> [Double] in
             defer {
@@ -212,8 +212,8 @@ struct BenchBus: AsyncParsableCommand {
         }
         let rate: Double
         do {
-            try await Self.firstArrival("the first message of round \(round + 1) (Swift client)", from: 0) { recv.count_ }
-            rate = try await Self.window(seconds: seconds) { recv.count_ }
+            try await Self.firstArrival("the first message of round \(round + 1) (Swift client)", from: 0) { recv.received }
+            rate = try await Self.window(seconds: seconds) { recv.received }
         } catch {
             stop.raise()
             _ = await publishing.result
@@ -224,8 +224,8 @@ struct BenchBus: AsyncParsableCommand {
         // Everything published arrives, or nothing more has arrived for 2 s (QoS 0 may drop).
         var last = -1
         var idleSince = BenchSupport.monotonic()
-        while recv.count_ < sent {
-            let c = recv.count_
+        while recv.received < sent {
+            let c = recv.received
             if c != last {
                 last = c
                 idleSince = BenchSupport.monotonic()
@@ -236,7 +236,7 @@ struct BenchBus: AsyncParsableCommand {
         }
         await publisher.disconnect()
         await subscriber.disconnect()
-        let received = recv.count_
+        let received = recv.received
         let sorted = pingLatencies.sorted()
         func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         return SwiftRound(rate: rate, p50: pct(0.5), p99: pct(0.99), lost: max(0, sent - received), received: received)

@@ -100,8 +100,9 @@ struct DemoCommand: AsyncParsableCommand {
         var kept: [String] = []
         for part in parts.sorted() {
             guard let files = try? fm.contentsOfDirectory(atPath: "\(dir)/\(part)") else { continue }
-            for f in files.sorted() where f.hasSuffix(".log") {
-                let name = files.filter { $0.hasSuffix(".log") }.count == 1 ? "\(part).log" : "\(part)-\(f)"
+            let logs = files.filter { $0.hasSuffix(".log") }.sorted()
+            for f in logs {
+                let name = logs.count == 1 ? "\(part).log" : "\(part)-\(f)"
                 try? fm.removeItem(atPath: "\(dest)/\(name)")
                 if (try? fm.copyItem(atPath: "\(dir)/\(part)/\(f)", toPath: "\(dest)/\(name)")) != nil { kept.append(name) }
             }

@@ -141,9 +141,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
                     }
                 }
             } else if let v = newValue {
-                keys.append(key)
-                values.append(v)
-                noteAppended()
+                appendUnchecked(key, v)
             }
         }
     }

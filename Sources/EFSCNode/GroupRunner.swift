@@ -58,6 +58,10 @@ public final class GroupRunner: @unchecked Sendable {
     var persist: (PBFTDurableState) throws -> Void = { _ in }
     /// Consensus messages handed to the bus (broadcasts and direct sends).
     var consensusSent = 0
+    /// Messages waiting for the group's queue, bounded in count and bytes:
+    /// past the bound a message is dropped (consensus retransmits; a request
+    /// is told the node is overloaded) instead of growing memory without end.
+    let inbox = InboxBound(messages: WireLimits.groupQueueMessages, bytes: WireLimits.groupQueueBytes)
     var replies: [[UInt8]: MQTTMessage] = [:]
     var lastProposal = 0.0
     /// Identity-group height the transactions being executed read DIDs and
@@ -125,14 +129,17 @@ public final class GroupRunner: @unchecked Sendable {
     /// A runner of `group` over a ledger in `dataDir` with fresh keys and no
     /// broker (publishes queue offline): for tools and fuzzing that feed it
     /// network input directly.
-    public static func offline(group: String, dataDir: String) throws -> GroupRunner {
+    /// `adjust` may change the configuration (pool limits, …) before it is read.
+    public static func offline(group: String, dataDir: String, adjust: (inout JSONObject) -> Void = { _ in }) throws -> GroupRunner {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let keys = (0..<4).map { _ in Ed25519SecretKey() }
-        let cfg = try NodeConfig(json: [
+        var json: JSONObject = [
             "network": "devnet", "nodeId": "node1", "index": 0, "secretKeyMultibase": .string(keys[0].multibase),
             "members": .array(keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }),
             "broker": "mqtt://127.0.0.1:1", "dataDir": .string(dataDir),
-        ])
+        ]
+        adjust(&json)
+        let cfg = try NodeConfig(json: .object(json))
         var mc = try MQTTConfiguration(url: cfg.broker, clientID: "offline-\(Hex.encode(Digest.randomBytes(4)))")
         mc.offlinePolicy = .queue(limit: 1000)
         return try GroupRunner(group: group, config: cfg, client: try MQTTClient(mc), metrics: NodeMetrics(), resolveDID: { _ in nil }, resolveTemplate: { _, _ in nil }, log: { _ in })
@@ -150,9 +157,6 @@ public final class GroupRunner: @unchecked Sendable {
         }
         q.sync {}
     }
-
-    /// Refusals so far, by reason.
-    public var refusalCounts: [String: Int] { refusals.byReason }
 
     /// Largest block body a proposer packs (bytes).
     public static let maxBlockBytes = 700_000
@@ -205,131 +209,6 @@ public final class GroupRunner: @unchecked Sendable {
             self.metrics.messagesIn.increment()
             self.apply(self.replica.step(.message(sm)))
         }
-    }
-
-    func onTransaction(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
-            let parsed: ChainTransaction?
-            do { parsed = try ChainTransaction(received: m.payload, maxBytes: WireLimits.packetBytes) } catch {
-                self.refuse(m, .malformed, "transaction: \(error)")
-                return
-            }
-            guard let tx = parsed else {
-                self.refuse(m, .malformed, "transaction is not a JSON object")
-                return
-            }
-            guard tx.group == self.group else {
-                self.refuse(m, .wrongGroup, "transaction is for group '\(tx.group.map { String($0.prefix(40)) } ?? "?")'")
-                return
-            }
-            let h = tx.hash
-            if self.poolIndex[h] != nil || self.waiting.contains(where: { $0.hash == h }) { return }
-            self.admit(Pending(tx: tx, bytes: tx.bytes, hash: h, arrived: DateTime.currentTime(), signer: nil, request: m.properties.responseTopic != nil ? m : nil))
-        }
-    }
-
-    /// Admission (on the queue): the pool's bounds, then the envelope and the
-    /// signature (`Contracts.admit`); an unknown sender waits outside the pool.
-    func admit(_ p: Pending) {
-        guard pool.count < config.poolLimit, poolBytes + p.bytes.count <= config.poolByteLimit else {
-            refuse(p.request, .poolFull, "pending pool is full (\(pool.count) transactions, \(poolBytes) bytes); retry later")
-            return
-        }
-        if let sender = p.tx.sender, poolBySender[sender, default: 0] >= config.poolPerSender {
-            refuse(p.request, .senderQuota, "sender has \(config.poolPerSender) transactions pending already; retry later")
-            return
-        }
-        switch withCurrentAnchor({ contracts.admit(p.tx, state: ContractState(ledger: ledger)) }) {
-        case .verified(let key):
-            var admitted = p
-            admitted.signer = key
-            poolIndex[p.hash] = pool.count
-            pool.append(admitted)
-            poolBytes += p.bytes.count
-            if let sender = p.tx.sender { poolBySender[sender, default: 0] += 1 }
-            if let r = p.request { replies[p.hash] = r }
-        case .unknownSender(let did):
-            guard waiting.count < Self.waitingLimit, waitingBytes + p.bytes.count <= Self.waitingByteLimit else {
-                refuse(p.request, .unknownSender, "unknown DID \(DIDSyntax.shown(did)) (and too many transactions wait for theirs)")
-                return
-            }
-            waiting.append(p)
-            waitingBytes += p.bytes.count
-        case .rejected(let code, let e):
-            refuse(p.request, code == .tooLarge ? .tooLarge : code == .badSignature ? .badSignature : .badEnvelope, e.message)
-        }
-    }
-
-    /// Waiting transactions whose sender became known enter the pool; those
-    /// held longer than `unknownSenderHoldSeconds` are refused.
-    func reviewWaiting(now: Double) {
-        guard !waiting.isEmpty, now - lastWaitingReview >= 0.05 else { return }
-        lastWaitingReview = now
-        let held = waiting
-        waiting = []
-        waitingBytes = 0
-        for p in held {
-            if withCurrentAnchor({ contracts.resolveDIDForAdmission(p.tx.sender ?? "", state: ContractState(ledger: ledger)) }) {
-                admit(p)
-            } else if now - p.arrived >= Self.unknownSenderHoldSeconds {
-                refuse(p.request, .unknownSender, "unknown DID \(DIDSyntax.shown(p.tx.sender ?? "?"))")
-            } else {
-                waiting.append(p)
-                waitingBytes += p.bytes.count
-            }
-        }
-    }
-
-    /// Admission reads DIDs as the identity group has them now (execution
-    /// reads them at its block's anchor): the anchor is set for the call and restored.
-    func withCurrentAnchor<T>(_ body: () -> T) -> T {
-        guard group != "identity" else { return body() }
-        let saved = executionAnchor
-        executionAnchor = identityHeight() ?? saved
-        defer { executionAnchor = saved }
-        return body()
-    }
-
-    /// Messages waiting for the group's queue, bounded in count and bytes:
-    /// past the bound a message is dropped (consensus retransmits; a request
-    /// is told the node is overloaded) instead of growing memory without end.
-    let inbox = InboxBound(messages: WireLimits.groupQueueMessages, bytes: WireLimits.groupQueueBytes)
-
-    func overloaded(_ m: MQTTMessage) {
-        refusals.refuse(.overloaded, "the group's queue holds \(inbox.limitMessages) messages or \(inbox.limitBytes) bytes; dropped one on \(m.topic)")
-        if m.properties.responseTopic != nil {
-            reply(m, ["status": "rejected", "ok": false, "code": "overloaded", "error": "the node is overloaded; retry later"])
-        }
-    }
-
-    /// Counts a refusal and answers the request (if it asked) with the reason.
-    func refuse(_ request: MQTTMessage?, _ reason: Refusals.Reason, _ message: String) {
-        refusals.refuse(reason, message)
-        if let request { reply(request, ["status": "rejected", "code": .string(reason.rawValue), "error": .string(message)]) }
-    }
-
-    func refuse(_ request: MQTTMessage, _ reason: Refusals.Reason, _ message: String) {
-        refuse(Optional(request), reason, message)
-    }
-
-    func reply(_ request: MQTTMessage, _ body: JSON) {
-        guard request.properties.responseTopic != nil else { return }
-        var payload = (try? JCS.canonicalize(body)) ?? []
-        // A reply never exceeds what a packet can carry: a result too large
-        // is answered with that fact rather than lost in the publish.
-        if payload.count > WireLimits.replyBytes {
-            let err: JSON = [
-                "ok": false, "status": "rejected", "code": "too-large", "node": .string(memberID),
-                "error": .string("the reply of \(payload.count) bytes exceeds the reply limit of \(WireLimits.replyBytes); narrow the query"),
-            ]
-            payload = (try? JCS.canonicalize(err)) ?? []
-        }
-        Task { try? await self.client.respond(to: request, payload: payload) }
     }
 
     func onTick() {
@@ -528,220 +407,6 @@ public final class GroupRunner: @unchecked Sendable {
         Task { try? await client.publish(Topics.blocks(group, node: memberID), payload: encoded, qos: .atLeastOnce) }
         apply(replica.step(.executed(seq: cb.seq, stateDigest: ledger.stateRoot)))
         publishStatus(force: false)
-    }
-
-    // MARK: state transfer
-
-    func requestSync(from: UInt64, hint: Int?) {
-        let peers = config.members.indices.filter { $0 != config.index }
-        let target = hint.flatMap { peers.contains($0) ? $0 : nil } ?? peers.randomElement()!
-        let req: JSON = ["from": .number(Double(from)), "max": 64]
-        let topic = Topics.sync(group, node: config.members[target].id)
-        Task {
-            guard let r = try? await client.request(topic, payload: (try? JCS.canonicalize(req)) ?? [], timeout: 5),
-                let fetched = Self.parseSyncReply(r.payload)
-            else {
-                self.refusals.refuse(.badSync, "a sync reply from \(self.config.members[target].id) did not arrive or does not decode")
-                return
-            }
-            q.async {
-                for b in fetched {
-                    // Null blocks were agreed as an empty payload.
-                    let isNull = b.header.proposer == self.config.members.count && b.transactions.isEmpty
-                    let payload = isNull ? [] : b.body
-                    let digest = Digest.sha256(payload)
-                    let cert = b.certificate.map {
-                        SignedMessage(sender: $0.replica, message: .commit(view: b.certificateView, seq: b.header.height, digest: digest), signature: $0.signature)
-                    }
-                    self.apply(self.replica.step(.synced(seq: b.header.height, payload: payload, certificate: cert)))
-                }
-            }
-        }
-    }
-
-    /// The encoded blocks from `from` on for one sync reply: at most `max`,
-    /// sized by bytes before each block is added, so the reply (a count, then
-    /// each block's length and bytes) always fits `WireLimits.replyBytes`.
-    static func syncReplyBlocks(ledger: Ledger, from: UInt64, max: Int) -> [[UInt8]] {
-        var blocks: [[UInt8]] = []
-        var h = from
-        var size = 4
-        while blocks.count < max, h <= ledger.height, let b = try? ledger.block(at: h) {
-            let e = b.encoded
-            guard size + e.count + 4 <= WireLimits.replyBytes else { break }
-            size += e.count + 4
-            blocks.append(e)
-            h += 1
-        }
-        return blocks
-    }
-
-    /// A `SyncReply` (topics.md): nil unless it is exactly a count of at most
-    /// `WireLimits.syncBlocks` and that many length-prefixed blocks that decode.
-    public static func parseSyncReply(_ payload: [UInt8]) -> [Block]? {
-        var blocks: [Block] = []
-        var rd = payload[...]
-        func u32() -> Int? {
-            guard rd.count >= 4 else { return nil }
-            defer { rd = rd.dropFirst(4) }
-            return rd.prefix(4).reduce(0) { $0 << 8 | Int($1) }
-        }
-        guard let n = u32(), n <= WireLimits.syncBlocks else { return nil }
-        for _ in 0..<n {
-            guard let len = u32(), rd.count >= len, let b = try? Block(decoding: Array(rd.prefix(len))) else { return nil }
-            rd = rd.dropFirst(len)
-            blocks.append(b)
-        }
-        return rd.isEmpty ? blocks : nil
-    }
-
-    func onSyncRequest(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
-            guard let j = try? JSONParser.parse(m.payload), let from = j["from"]?.intValue, from >= 1 else {
-                self.refusals.refuse(.badSync, "sync request without a height ≥ 1 in 'from'")
-                return
-            }
-            let max = Swift.max(1, Swift.min(WireLimits.syncBlocks, j["max"]?.intValue ?? WireLimits.syncBlocks))
-            var out: [UInt8] = []
-            let blocks = Self.syncReplyBlocks(ledger: self.ledger, from: UInt64(from), max: max)
-            func u32(_ v: Int) { out += [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
-            u32(blocks.count)
-            for b in blocks {
-                u32(b.count)
-                out += b
-            }
-            Task { try? await self.client.respond(to: m, payload: out) }
-        }
-    }
-
-    // MARK: status and queries
-
-    func statusJSON() -> JSON {
-        [
-            "group": .string(group), "node": .string(memberID), "height": .number(Double(ledger.height)), "view": .number(Double(replica.view)),
-            "leader": .string(config.members[replica.primary].id), "isLeader": .bool(replica.isPrimary), "changingView": .bool(replica.isChangingView),
-            "pendingPool": .number(Double(pool.count)), "lastBlockHash": .string(Hex.encode(ledger.lastHash)),
-            "stateRoot": .string(Hex.encode(ledger.stateRoot)), "time": .string(DateTime.now()),
-        ]
-    }
-
-    func publishStatus(force: Bool) {
-        metrics.height.set(Double(ledger.height))
-        metrics.view.set(Double(replica.view))
-        metrics.pool.set(Double(pool.count))
-        let now = DateTime.currentTime()
-        guard force || now - lastStatus >= 0.25 else { return }
-        lastStatus = now
-        let payload = (try? JCS.canonicalize(statusJSON())) ?? []
-        try? client.publishNow(Topics.status(group, node: memberID), payload: payload, retain: true, properties: .init(contentType: "application/json"))
-    }
-
-    func onQuery(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
-            let kind = m.topic.split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
-            let body = try? JSONParser.parse(m.payload)
-            let params = body?["params"]?.objectValue ?? body?.objectValue ?? [:]
-            var result: JSON
-            do {
-                result = ["ok": true, "node": .string(self.memberID), "height": .number(Double(self.ledger.height)), "result": try self.query(kind, params)]
-            } catch let e as QueryParameterError {
-                self.refusals.refuse(.badQuery, e.message)
-                result = ["ok": false, "node": .string(self.memberID), "code": "bad-query", "error": .string(e.message)]
-            } catch {
-                result = ["ok": false, "node": .string(self.memberID), "error": .string("\(error)")]
-            }
-            self.reply(m, result)
-        }
-    }
-
-    /// A query parameter that is present but not of its type or range.
-    struct QueryParameterError: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
-    }
-
-    /// `params.height`: absent means `default`; otherwise an integer ≥ 0.
-    static func height(_ p: JSONObject, default d: UInt64) throws -> UInt64 {
-        guard let v = p["height"] else { return d }
-        guard let i = v.intValue, i >= 0 else { throw QueryParameterError(message: "params.height must be an integer ≥ 0") }
-        return UInt64(i)
-    }
-
-    /// A string parameter of at most `max` bytes (nil when absent).
-    static func string(_ p: JSONObject, _ name: String, max: Int) throws -> String? {
-        guard let v = p[name] else { return nil }
-        guard let s = v.stringValue, s.utf8.count <= max else { throw QueryParameterError(message: "params.\(name) must be a string of at most \(max) bytes") }
-        return s
-    }
-
-    func query(_ kind: String, _ p: JSONObject) throws -> JSON {
-        let state = ContractState(ledger: ledger)
-        switch kind {
-        case "status":
-            return statusJSON()
-        case "block":
-            let h = try Self.height(p, default: ledger.height)
-            guard let b = try ledger.block(at: h) else { throw ContractError("no block at height \(h)") }
-            return b.json
-        case "tx":
-            guard let hs = try Self.string(p, "hash", max: 64), let h = Hex.decode(hs), let t = try ledger.transaction(hash: h) else { throw ContractError("unknown transaction") }
-            return [
-                "height": .number(Double(t.height)), "index": .number(Double(t.index)), "transaction": (try? JSONParser.parse(t.block.transactions[t.index])) ?? .null,
-                "proof": .array(t.proof.map { .string(Hex.encode($0)) }), "transactionsRoot": .string(Hex.encode(t.block.header.transactionsRoot)),
-                "blockHash": .string(Hex.encode(t.block.hash)), "size": .number(Double(t.block.transactions.count)),
-            ]
-        case "did":
-            guard let did = try Self.string(p, "did", max: WireLimits.didLength) else { throw ContractError("params.did is missing") }
-            let at = try Self.height(p, default: ledger.height)
-            guard let ops = state.get("did/\(did)")?.arrayValue?.compactMap(\.objectValue), !ops.isEmpty else {
-                throw ContractError("unknown DID '\(did)'")
-            }
-            guard let h = Contracts.history(did, atHeight: at, state: state) else { throw ContractError("'\(did)' was not registered at height \(at)") }
-            return [
-                "didDocument": h.current.document.json,
-                "didDocumentMetadata": ["versionId": .string(String(h.current.version)), "deactivated": .bool(h.deactivated)],
-                "operations": .array(ops.prefix(h.versions.count).map { .object($0) }), "height": .number(Double(at)),
-            ]
-        case "template":
-            guard let id = try Self.string(p, "id", max: 512) else { throw ContractError("params.id is missing") }
-            let v = p["version"]?.intValue ?? 1
-            guard let t = state.get("template/\(id)/\(v)") else { throw ContractError("unknown template '\(id)' version \(v)") }
-            return t
-        case "offers":
-            return .array(state.scan(prefix: "offer/").map(\.1))
-        case "match":
-            return .array(try Contracts.match(p, state: state))
-        case "evidence":
-            var stored: [UInt8]? = nil
-            if let h = try Self.string(p, "tscHash", max: 64) {
-                guard let hash = Hex.decode(h), hash.count == 32 else { throw ContractError("params.tscHash must be 64 hex digits") }
-                // Ledgers written before the evidence index kept it in the state.
-                stored = try ledger.evidenceLocation(tscHash: hash) ?? state.getBytes("evidence-hash/\(h)")
-            }
-            if stored == nil, let c = try Self.string(p, "channelId", max: 128) { stored = state.getBytes("evidence/\(c)") }
-            guard let stored else { throw ContractError("no evidence for that channel or hash") }
-            guard let at = EvidenceLocation(decoding: stored) else { throw LedgerError.corrupt("evidence record does not decode") }
-            let t = at.tx
-            guard let b = try ledger.block(at: at.height), t < b.transactions.count else {
-                throw LedgerError.corrupt("evidence points at a missing transaction (height \(at.height), position \(t))")
-            }
-            return try Contracts.evidenceRecord(at, transaction: b.transactions[t])
-        case "channel":
-            guard let c = try Self.string(p, "channelId", max: 128), let ch = state.get("channel/\(c)") else { throw ContractError("unknown channel") }
-            return ch
-        default:
-            throw ContractError("unknown query kind '\(kind)'")
-        }
     }
 
 }

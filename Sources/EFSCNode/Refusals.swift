@@ -25,39 +25,29 @@ public final class Refusals: @unchecked Sendable {
     let group: String
     let registry: PrometheusCollectorRegistry
     let log: (String) -> Void
-    let logInterval: Double
+    let limiter: RateLimitedLog
     private let lock = Lock()
     private var counters: [Reason: Counter] = [:]
     private var counts: [Reason: Int] = [:]
-    private var lastLogged: [Reason: (time: Double, suppressed: Int)] = [:]
 
     init(group: String, registry: PrometheusCollectorRegistry, logInterval: Double = 10, log: @escaping (String) -> Void) {
         self.group = group
         self.registry = registry
-        self.logInterval = logInterval
+        self.limiter = RateLimitedLog(interval: logInterval)
         self.log = log
     }
 
     /// Counts one refusal; logs `detail` unless this reason was logged within the interval.
     func refuse(_ reason: Reason, _ detail: @autoclosure () -> String) {
-        let now = DateTime.currentTime()
-        let (counter, line): (Counter, String?) = lock.withLock {
+        let counter: Counter = lock.withLock {
             let c = counters[reason] ?? registry.makeCounter(
                 name: "efsc_refusals_total", labels: [("group", group), ("reason", reason.rawValue)], help: "Input refused from the network, by reason")
             counters[reason] = c
             counts[reason, default: 0] += 1
-            if let l = lastLogged[reason], now - l.time < logInterval {
-                lastLogged[reason] = (l.time, l.suppressed + 1)
-                return (c, nil)
-            }
-            let suppressed = lastLogged[reason]?.suppressed ?? 0
-            lastLogged[reason] = (now, 0)
-            let d = detail()
-            let shown = d.utf8.count > 300 ? String(d.prefix(300)) + "…" : d
-            return (c, "\(group): refused (\(reason.rawValue)): \(shown)" + (suppressed > 0 ? " [\(suppressed) more of this reason not logged]" : ""))
+            return c
         }
         counter.increment()
-        if let line { log(line) }
+        if let line = limiter.line(reason.rawValue, { "\(group): refused (\(reason.rawValue)): \(detail())" }) { log(line) }
     }
 
     /// Refusals so far by reason (what the metrics endpoint also shows).

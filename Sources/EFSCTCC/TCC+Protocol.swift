@@ -60,22 +60,13 @@ extension TCC {
     }
 
     func refuse(_ ch: Channel, party: String, _ message: String, code: String, sequence: Int? = nil, auth: Bool = false) {
-        let now = DateTime.currentTime()
         // Counted by code (status topic and metrics); logged at most once per code every 10 s.
-        let line: String? = lock.withLock {
+        lock.withLock {
             if auth { stats.authFailures += 1 } else { stats.rejected += 1 }
             stats.refusals[code, default: 0] += 1
-            let last = refusalLogged[code] ?? (0, 0)
-            guard now - last.time >= 10 else {
-                refusalLogged[code] = (last.time, last.suppressed + 1)
-                return nil
-            }
-            refusalLogged[code] = (now, 0)
-            let shown = message.utf8.count > 300 ? String(message.prefix(300)) + "…" : message
-            return "channel \(ch.id) party \(party.prefix(64)): refused (\(code)): \(shown)" + (last.suppressed > 0 ? " [\(last.suppressed) more \(code) refusals not logged]" : "")
         }
         metrics.refused(code)
-        if let line { log(line) }
+        if let line = refusalLog.line(code, { "channel \(ch.id) party \(party.prefix(64)): refused (\(code)): \(message)" }) { log(line) }
         // Only the channel's two parties have a down topic worth writing to.
         guard let did = didOf(ch, party: party) else { return }
         send(ch, to: did, .error(ch.id, message, code: code, sequence: sequence))

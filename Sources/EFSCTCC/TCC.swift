@@ -84,15 +84,14 @@ public final class TCC: @unchecked Sendable {
     var evidenceInFlight = false
     var policy: EvidencePolicy
     var poolByNode: [String: Int] = [:]
-    /// Hashes of the blocks acted on lately (bounded): a block delivered
+    /// Keys (height, parent, transactions root) of the blocks acted on lately (bounded): a block delivered
     /// twice or late is acted on once, and no height, however large, makes
     /// the TCC ignore later blocks. What it acts on is read from chain state.
     var recentBlocks: [[UInt8]] = []
     var recentBlockSet: Set<[UInt8]> = []
     static let recentBlocksKept = WireLimits.recentBlocks
-    var lastEventRefusalLog = 0.0
-    /// When each refusal code was last logged, and how many since were not.
-    var refusalLogged: [String: (time: Double, suppressed: Int)] = [:]
+    /// Refusal log lines, at most one per reason every 10 s.
+    let refusalLog = RateLimitedLog(interval: 10)
     var metricsEndpoint: MetricsEndpoint?
     let metrics = TCCMetrics()
     /// Party messages waiting for their channels' queues (all channels).
@@ -219,221 +218,6 @@ public final class TCC: @unchecked Sendable {
                 ch.queue.async { ch.template = t }
             } catch {
                 log("channel \(ch.id): settlement template \(ch.terms.templateId) v\(ch.terms.templateVersion) unavailable: \(error)")
-            }
-        }
-    }
-
-    // MARK: chain events
-
-    func onControl(_ m: MQTTMessage) {
-        guard let j = try? JSONParser.parse(m.payload), let id = j["channelId"]?.stringValue else {
-            log("ignored a malformed channel-control event")
-            return
-        }
-        switch j["event"]?.stringValue {
-        case "open":
-            guard lock.withLock({ channels[id] }) == nil else { return }
-            guard let tic = j["tic"]?.objectValue, let terms = try? SettlementTerms(channelId: id, tic: tic), let ticHash = try? VerifiableCredential(json: tic).hash()
-            else {
-                refuseEvent("open event for \(id.prefix(140)) carries no usable TIC")
-                return
-            }
-            // The control topic is not trusted: a channel opens only when the
-            // chain holds it open, recorded from this very TIC. (The node that
-            // answers may be a block behind the proposer that sent the event,
-            // hence the short wait.)
-            // Confirmations are queued (bounded, one per channel id) and at
-            // most `confirmationsInFlight` run at once, so a burst of real
-            // opens is confirmed in turn and a flood of forged events costs
-            // a bounded number of chain queries.
-            let queued = lock.withLock { () -> Bool in
-                guard !pendingOpens.contains(id), pendingOpens.count < Self.pendingOpensLimit else { return false }
-                pendingOpens.insert(id)
-                openQueue.append(OpenRequest(id: id, terms: terms, tic: tic, ticHash: ticHash))
-                return true
-            }
-            guard queued else {
-                refuseEvent("open event for \(id.prefix(140)) refused: already awaiting confirmation, or \(Self.pendingOpensLimit) events are")
-                return
-            }
-            startConfirmations()
-        default:
-            break
-        }
-    }
-
-    struct OpenRequest {
-        let id: String
-        let terms: SettlementTerms
-        let tic: JSONObject
-        let ticHash: String
-    }
-
-    /// Starts queued open confirmations while fewer than `confirmationsInFlight` run.
-    func startConfirmations() {
-        while let r = lock.withLock({ () -> OpenRequest? in
-            guard confirming < Self.confirmationsInFlight, openQueueHead < openQueue.count else { return nil }
-            confirming += 1
-            let next = openQueue[openQueueHead]
-            openQueueHead += 1
-            // Taken from the front by index; the array is compacted now and then (no O(n) per take).
-            if openQueueHead >= 1024 && openQueueHead * 2 >= openQueue.count {
-                openQueue.removeFirst(openQueueHead)
-                openQueueHead = 0
-            }
-            return next
-        }) {
-            Task {
-                defer {
-                    self.lock.withLock {
-                        self.confirming -= 1
-                        _ = self.pendingOpens.remove(r.id)
-                    }
-                    self.startConfirmations()
-                }
-                do {
-                    try await StateWait.until("channel \(r.id.prefix(140)) recorded open on chain from this TIC", timeout: 15, every: 0.2) {
-                        guard let rec = try? await self.chain.channel(r.id) else { return false }
-                        guard rec["ticHash"]?.stringValue == r.ticHash else { throw TCCEventError(message: "the chain's channel \(r.id.prefix(140)) was recorded from another TIC") }
-                        return rec["state"] == "open"
-                    }
-                } catch {
-                    self.refuseEvent("open event refused: \(error)")
-                    return
-                }
-                self.openVerified(id: r.id, terms: r.terms, tic: r.tic)
-            }
-        }
-    }
-
-    /// Opens a channel the chain confirmed (at most once).
-    func openVerified(id: String, terms: SettlementTerms, tic: JSONObject) {
-        let ch = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: nil)
-        let fresh = lock.withLock { () -> Bool in
-            guard channels[id] == nil else { return false }
-            channels[id] = ch
-            return true
-        }
-        guard fresh else { return }
-        do { try store.open(ch.record, tic: tic) } catch {
-            lock.withLock { channels[id] = nil }
-            log("cannot persist channel \(id): \(error)")
-            return
-        }
-        loadTemplate(ch)
-        Task {
-            do { try await self.subscribe(ch) } catch { self.log("cannot subscribe to channel \(id): \(error)") }
-        }
-        log("channel \(id) opened: provider \(terms.provider), consumer \(terms.consumer), period \(terms.period) s, N = \(terms.evidenceEvery)")
-    }
-
-    /// A refused channel-control event: counted, logged at most once every 10 s.
-    func refuseEvent(_ why: String) {
-        let now = DateTime.currentTime()
-        metrics.refused("unconfirmed-event")
-        let line: String? = lock.withLock {
-            stats.refusedEvents += 1
-            guard now - lastEventRefusalLog >= 10 else { return nil }
-            lastEventRefusalLog = now
-            return why
-        }
-        if let line { log(line + " (\(lock.withLock { stats.refusedEvents }) refused so far)") }
-    }
-
-    func onChainStatus(_ m: MQTTMessage) {
-        guard let j = try? JSONParser.parse(m.payload), let node = j["node"]?.stringValue ?? m.topic.split(separator: "/").last.map(String.init),
-            let p = j["pendingPool"]?.intValue
-        else { return }
-        // Bounded: a status topic can carry any node name (until the ACL
-        // confines it); past 256 names the map starts over.
-        lock.withLock {
-            if poolByNode[node] == nil, poolByNode.count >= WireLimits.poolReportNodes { poolByNode.removeAll(keepingCapacity: true) }
-            poolByNode[node] = p
-        }
-    }
-
-    /// Committed transaction blocks: closes, challenges and finalizations of
-    /// our channels are read back from chain state.
-    func onBlock(_ m: MQTTMessage) {
-        guard let b = try? Block(decoding: m.payload) else {
-            refuseEvent("a message on \(m.topic) is not a block")
-            return
-        }
-        // Acted on only when 2f+1 of the network's nodes committed it.
-        if !config.members.isEmpty {
-            let digest = b.transactions.isEmpty && b.header.proposer == config.members.count ? Digest.sha256([]) : Digest.sha256(b.body)
-            let signers = CommitCertificate.validSigners(
-                group: b.header.group, view: b.certificateView, seq: b.header.height, digest: digest,
-                entries: b.certificate.map { ($0.replica, $0.signature) }, members: config.members)
-            guard CommitCertificate.isQuorum(signers, members: config.members.count) else {
-                refuseEvent("block \(b.header.height) on \(m.topic) has \(signers) valid commit signatures, not 2f+1 of \(config.members.count)")
-                return
-            }
-        }
-        // Identified by its header's height, parent and transactions root (no hash of a 700 KB body).
-        var h = b.header.parentHash + b.header.transactionsRoot
-        withUnsafeBytes(of: b.header.height.bigEndian) { h.append(contentsOf: $0) }
-        let fresh = lock.withLock { () -> Bool in
-            guard recentBlockSet.insert(h).inserted else { return false }
-            recentBlocks.append(h)
-            if recentBlocks.count > Self.recentBlocksKept { recentBlockSet.remove(recentBlocks.removeFirst()) }
-            return true
-        }
-        guard fresh else { return }
-        var touched = Set<String>()
-        for t in b.transactions {
-            // Block transactions are canonical, so a channel operation's text
-            // has this member; the rest (mostly evidence batches of tens of
-            // kilobytes) are not parsed at all.
-            guard Self.contains(t, Self.channelOpMember) else { continue }
-            guard let j = try? JSONParser.parse(t), let op = j["op"]?.stringValue, op.hasPrefix("channel."),
-                let id = j["args"]?["channelId"]?.stringValue, lock.withLock({ channels[id] }) != nil
-            else { continue }
-            touched.insert(id)
-        }
-        for id in touched { refreshFromChain(id) }
-    }
-
-    static let channelOpMember = Array(#""op":"channel."#.utf8)
-
-    /// Whether `needle` occurs in `haystack`. Foundation's generic
-    /// `firstRange(of:)` over byte arrays took about a third of a core for the
-    /// TCC of a loaded devnet (blocks of ≈ 700 KB), and Swift's Glibc module
-    /// leaves out `memmem` (a GNU extension). So this is `memchr` for the
-    /// needle's last byte, then `memcmp`, both vectorized by the C library.
-    /// The last byte of `channelOpMember` is the dot, rare in transaction
-    /// text (a first-byte quote would stop at every JSON string).
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard let anchor = needle.last else { return true }
-        return haystack.withUnsafeBytes { h in
-            needle.withUnsafeBytes { n in
-                guard h.count >= n.count else { return false }
-                let base = h.baseAddress!
-                // Candidate positions of the needle's last byte.
-                var at = n.count - 1
-                while at < h.count, let p = memchr(base + at, Int32(anchor), h.count - at) {
-                    at = base.distance(to: UnsafeRawPointer(p))
-                    if memcmp(base + at - (n.count - 1), n.baseAddress!, n.count) == 0 { return true }
-                    at += 1
-                }
-                return false
-            }
-        }
-    }
-
-    func refreshFromChain(_ id: String) {
-        Task {
-            guard let rec = try? await chain.channel(id), let ch = lock.withLock({ channels[id] }) else { return }
-            ch.queue.async {
-                let s = rec["state"]?.stringValue ?? "open"
-                guard s != ch.state else { return }
-                ch.state = s
-                ch.pending = nil
-                try? self.store.putChannel(ch.record)
-                var f: JSONObject = ["state": .string(s)]
-                for k in ["finalSequence", "finalTscHash", "closeKind", "closedBy", "challengeUntil", "closedAt", "challengedBy"] { f[k] = rec[k] }
-                for p in [ch.terms.provider, ch.terms.consumer] { self.send(ch, to: p, ChannelMessage(.closed, channel: id, f)) }
-                self.log("channel \(id) is \(s) on chain (\(rec["closeKind"]?.stringValue ?? "?"))")
             }
         }
     }
@@ -581,11 +365,6 @@ public final class TCC: @unchecked Sendable {
         let payload = (try? JCS.canonicalize(snapshot)) ?? []
         try? bus.publishNow(Topics.tccStatus(config.name), payload: payload, retain: true, properties: .init(contentType: "application/json"))
     }
-}
-
-struct TCCEventError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }
 
 /// A TCC is a service: it starts, serves until the service group asks for a

@@ -18,24 +18,11 @@ import Testing
     final class Harness {
         let dir: String
         let runner: GroupRunner
-        let keys = (0..<4).map { _ in Ed25519SecretKey() }
         var fatal: [String] = []
 
-        init(group: String = "identity", config: (inout JSON) -> Void = { _ in }) throws {
+        init(group: String = "identity", config: (inout JSONObject) -> Void = { _ in }) throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-hostile-\(UUID().uuidString.prefix(8))").path
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            var j: JSON = [
-                "network": "devnet", "nodeId": "node1", "index": 0, "secretKeyMultibase": .string(keys[0].multibase),
-                "members": .array(keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }),
-                "broker": "mqtt://127.0.0.1:1", "dataDir": .string(dir),
-            ]
-            config(&j)
-            let cfg = try NodeConfig(json: j)
-            var mc = try MQTTConfiguration(url: cfg.broker, clientID: "hostile-\(UUID().uuidString.prefix(6))")
-            mc.offlinePolicy = .queue(limit: 100_000)
-            runner = try GroupRunner(
-                group: group, config: cfg, client: try MQTTClient(mc), metrics: NodeMetrics(), resolveDID: { _ in nil }, resolveTemplate: { _, _ in nil },
-                log: { _ in })
+            runner = try GroupRunner.offline(group: group, dataDir: dir, adjust: config)
             runner.onFatal = { [unowned self] in self.fatal.append($0) }
         }
 
@@ -159,21 +146,13 @@ import Testing
     }
 
     @Test func unboundedMemory_poolIsBoundedByBytesAndPerSender() throws {
-        let h = try Harness { j in
-            var o = j.objectValue!
-            o["poolPerSender"] = 2
-            j = .object(o)
-        }
+        let h = try Harness { $0["poolPerSender"] = 2 }
         // Three transactions of one sender (all registrations of fresh DIDs are distinct senders, so use
         // the same DID with three nonces: the first is a registration, the others fail later, but each is signed).
         let key = Ed25519SecretKey()
         for n in 0..<3 { h.send(try Self.registration(key, nonce: n).bytes) }
         #expect(h.pooled == 2 && h.refused["sender-quota"] == 1, "\(h.refused)")
-        let small = try Harness { j in
-            var o = j.objectValue!
-            o["poolByteLimit"] = .number(Double(WireLimits.transactionBytes))
-            j = .object(o)
-        }
+        let small = try Harness { $0["poolByteLimit"] = .number(Double(WireLimits.transactionBytes)) }
         var sent = 0
         while small.refused["pool-full"] == nil && sent < 1000 {
             small.send(try Self.registration().bytes)
