@@ -12,12 +12,7 @@ import Foundation
 /// their reasons, and replies.
 extension GroupRunner {
     func onTransaction(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
+        onQueue(m) {
             let parsed: ChainTransaction?
             do { parsed = try ChainTransaction(received: m.payload, maxBytes: WireLimits.packetBytes) } catch {
                 self.refuse(m, .malformed, "transaction: \(error)")
@@ -99,6 +94,19 @@ extension GroupRunner {
         return body()
     }
 
+
+    /// Runs `body` on the group's queue unless the queue is at its bound
+    /// (`inbox`); then the message is dropped and counted as overloaded.
+    func onQueue(_ m: MQTTMessage, _ body: @escaping @Sendable () -> Void) {
+        guard inbox.enter(m.payload.count) else {
+            overloaded(m)
+            return
+        }
+        q.async {
+            defer { self.inbox.leave(m.payload.count) }
+            body()
+        }
+    }
 
     func overloaded(_ m: MQTTMessage) {
         refusals.refuse(.overloaded, "the group's queue holds \(inbox.limitMessages) messages or \(inbox.limitBytes) bytes; dropped one on \(m.topic)")

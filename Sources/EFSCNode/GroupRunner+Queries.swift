@@ -75,12 +75,7 @@ extension GroupRunner {
     }
 
     func onSyncRequest(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
+        onQueue(m) {
             guard let j = try? JSONParser.parse(m.payload), let from = j["from"]?.intValue, from >= 1 else {
                 self.refusals.refuse(.badSync, "sync request without a height ≥ 1 in 'from'")
                 return
@@ -121,12 +116,7 @@ extension GroupRunner {
     }
 
     func onQuery(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
+        onQueue(m) {
             let kind = m.topic.split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
             let body = try? JSONParser.parse(m.payload)
             let params = body?["params"]?.objectValue ?? body?.objectValue ?? [:]

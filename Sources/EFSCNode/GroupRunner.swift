@@ -195,12 +195,7 @@ public final class GroupRunner: @unchecked Sendable {
     // MARK: inputs (network thread → queue)
 
     func onConsensus(_ m: MQTTMessage) {
-        guard inbox.enter(m.payload.count) else {
-            overloaded(m)
-            return
-        }
-        q.async {
-            defer { self.inbox.leave(m.payload.count) }
+        onQueue(m) {
             guard let (g, sm) = try? PBFTCodec.decode(m.payload), g == self.group else {
                 self.refusals.refuse(.malformed, "consensus message on \(m.topic) does not decode")
                 return
