@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "EFSCNode", targets: ["EFSCNode"]),
         .library(name: "EFSCTCC", targets: ["EFSCTCC"]),
         .library(name: "EFSCFuzz", targets: ["EFSCFuzz"]),
+        .library(name: "EFSCAdversary", targets: ["EFSCAdversary"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -76,10 +77,13 @@ let package = Package(
         // the package can be depended on by version: `make test` builds the
         // suite optimised (release with -enable-testing) to keep the simulator fast.
         .target(name: "EFSCConsensus", dependencies: ["EFSCCore"]),
+        // Layer 7: a Byzantine replica's attacks (simulator, fuzzing, and
+        // `efsc node byzantine` against a real network).
+        .target(name: "EFSCAdversary", dependencies: ["EFSCCore", "EFSCConsensus", "EFSCBus", "EFSCLedger", "EFSCNode"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode",
-            "EFSCChannel", "EFSCTCC", "EFSCSDK",
+            "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCAdversary",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -89,6 +93,7 @@ let package = Package(
         // drives them from fuzz/, the suite replays their corpus.
         .target(name: "EFSCFuzz", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode", "EFSCChannel",
+            "EFSCAdversary",
         ]),
         .executableTarget(name: "efsc-fuzz", dependencies: ["EFSCFuzz"]),
 
@@ -99,7 +104,7 @@ let package = Package(
         .testTarget(name: "EFSCLedgerTests", dependencies: ["EFSCLedger", "EFSCBus"]),
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
-        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus"]),
+        .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus", "EFSCAdversary", "EFSCCore"]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK"]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),

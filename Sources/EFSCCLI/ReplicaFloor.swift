@@ -71,7 +71,7 @@ struct ReplicaFloor {
             }
             let writes = state.writes
             let header = BlockHeader(
-                group: "transaction", height: height, parentHash: l.lastHash, stateRoot: l.nextStateRoot(writes),
+                group: "transaction", height: height, parentHash: l.lastHash, stateRoot: l.stateRoot,
                 transactionsRoot: Block.transactionsRoot(txs), proposer: 0, view: 0, timestamp: UInt64(DateTime.currentTime() * 1000))
             try l.commit(Block(header: header, transactions: txs), writes: writes, evidenceIndex: state.evidenceIndex)
             evidences += txs.count * batch

@@ -24,6 +24,17 @@ public struct PBFTConfig: Sendable {
 
     public var quorum: Int { 2 * f + 1 }
     public func primary(of view: UInt64) -> Int { Int(view % UInt64(n)) }
+
+    /// Sequence numbers a replica keeps a log for above its stable
+    /// checkpoint; it votes on none beyond (Castro–Liskov's high-water mark
+    /// H = h + L). A view-change carries at most this many prepared certificates.
+    public var logSize: UInt64 { window + 2 * checkpointInterval }
+    /// Most signatures a view-change can carry (2f+1 checkpoints, and per
+    /// prepared certificate a pre-prepare and 2f prepares) and a new-view
+    /// (2f+1 view-changes with their own, and the re-issued pre-prepares).
+    /// Each distinct one is verified once (`MessageVerifier`).
+    public var maxViewChangeSignatures: Int { quorum + Int(logSize) * (1 + 2 * f) }
+    public var maxNewViewSignatures: Int { quorum * (1 + maxViewChangeSignatures) + Int(logSize) }
 }
 
 /// What drives a replica: messages, clock ticks and the application.
@@ -61,6 +72,9 @@ public enum PBFTAction: Sendable {
     /// A stable checkpoint disagrees with this replica's state at `seq`.
     case divergence(seq: UInt64, mine: [UInt8], quorum: [UInt8])
     case viewChanged(view: UInt64)
+    /// A message (from replica `sender`, if known) or a proposed block was
+    /// refused: no correct replica sends it. Nothing else changed.
+    case rejected(sender: Int?, reason: PBFTRejection, detail: String)
 }
 
 /// What survives a crash: enough that a restarted replica never votes twice
@@ -88,17 +102,29 @@ public struct PBFTDurableState: Hashable, Sendable {
 public struct VoteKey: Hashable, Sendable {
     public let view: UInt64
     public let seq: UInt64
+    public init(view: UInt64, seq: UInt64) {
+        self.view = view
+        self.seq = seq
+    }
 }
 
 /// A PBFT replica as a pure, deterministic state machine: `step` takes an
 /// event and returns actions; the caller does all I/O. Same events in the
 /// same order give the same actions.
+///
+/// Every message is checked by `MessageVerifier` (nested ones included)
+/// before it changes anything; every signature this replica gives goes
+/// through `SafetyRules`. What it stores per peer is bounded between
+/// checkpoints (`footprint`, `footprintBound`): one vote per (sender, view,
+/// sequence), views within one of the current, sequences within the log.
 public struct PBFTReplica: Sendable {
     public let config: PBFTConfig
     public let me: Int
-    let auth: any PBFTAuthenticator
-    /// Deterministic check of a proposed payload for a sequence number.
-    let validate: @Sendable (UInt64, [UInt8]) -> Bool
+    let rules: SafetyRules
+    var verifier: MessageVerifier
+    /// Deterministic check of a proposed block against this replica's
+    /// ledger (see `PBFTValidation`); null blocks of a new view are not asked about.
+    public var validate: @Sendable (PBFTProposal) -> PBFTValidation
 
     public internal(set) var durable: PBFTDurableState
     public var view: UInt64 { durable.view }
@@ -107,15 +133,14 @@ public struct PBFTReplica: Sendable {
     public var isPrimary: Bool { config.primary(of: durable.view) == me }
     public var primary: Int { config.primary(of: durable.view) }
 
-    struct Key: Hashable {
-        let view: UInt64
-        let seq: UInt64
-        let digest: [UInt8]
-    }
-
     var prePrepares: [VoteKey: SignedMessage] = [:]
-    var prepares: [Key: [Int: SignedMessage]] = [:]
-    var commits: [Key: [Int: SignedMessage]] = [:]
+    /// Pre-prepares of the current view whose block cannot be judged yet
+    /// (`notYet`), by sequence, and whether a new view re-issued them.
+    var held: [UInt64: (message: SignedMessage, reissued: Bool)] = [:]
+    /// Proposals judged invalid, (view, seq) → digest: never judged again.
+    var invalid: [VoteKey: [UInt8]] = [:]
+    var prepares = VoteLog()
+    var commits = VoteLog()
     var ready: [UInt64: CommittedBlock] = [:]
     var checkpoints: [UInt64: [Int: SignedMessage]] = [:]
     var myCheckpoints: [UInt64: [UInt8]] = [:]
@@ -125,21 +150,27 @@ public struct PBFTReplica: Sendable {
     var myViewChange: SignedMessage?
     var myNewView: SignedMessage?
     var pendingWork = false
+    /// The current primary proposed a block this replica judged invalid:
+    /// the view-change timer runs even with nothing else pending.
+    var suspectPrimary = false
     var ticksWaiting = 0
     var failedViewChanges = 0
     var ticks = 0
     var lastSyncRequestTick = -1_000
+    /// When this replica last forwarded its new-view to a replica behind.
+    var lastForward: [Int: Int] = [:]
     /// The last executed sequence number when retransmission was last considered.
     var lastExecAtRetransmit: UInt64 = .max
     var highestAssigned: UInt64 = 0
 
     public init(
         config: PBFTConfig, me: Int, authenticator: any PBFTAuthenticator, durable: PBFTDurableState = PBFTDurableState(),
-        validate: @escaping @Sendable (UInt64, [UInt8]) -> Bool = { _, _ in true }
+        validate: @escaping @Sendable (PBFTProposal) -> PBFTValidation = { _ in .valid }
     ) {
         self.config = config
         self.me = me
-        self.auth = authenticator
+        self.rules = SafetyRules(config: config, me: me, auth: authenticator)
+        self.verifier = MessageVerifier(config: config, auth: authenticator)
         self.validate = validate
         self.durable = durable
         if durable.lastExecDigest.isEmpty { self.durable.lastExecDigest = Self.genesisDigest }
@@ -155,24 +186,21 @@ public struct PBFTReplica: Sendable {
     public static let genesisDigest = [UInt8](repeating: 0, count: 32)
     public static let nullDigest = Digest.sha256([])
 
-    /// The primary may propose when in normal operation with nothing outstanding.
+    /// Highest sequence number this replica votes on (stable checkpoint + log size).
+    var highWater: UInt64 { rules.highWater(durable) }
+
+    /// The primary may propose when in normal operation with nothing
+    /// outstanding and nothing proposed at the next sequence before.
     public var canPropose: Bool {
         isPrimary && !durable.changingView && highestAssigned == durable.lastExec
+            && rules.mayPropose(view: durable.view, seq: durable.lastExec + 1, durable)
     }
 
     /// The sequence number the next proposal gets.
     public var nextSequence: UInt64 { durable.lastExec + 1 }
 
-    // MARK: signing
-
-    func sign(_ m: PBFTMessage) -> SignedMessage {
-        SignedMessage(sender: me, message: m, signature: auth.sign(PBFTCodec.signingBytes(group: config.group, sender: me, message: m)))
-    }
-
-    func valid(_ s: SignedMessage) -> Bool {
-        s.sender >= 0 && s.sender < config.n
-            && auth.verify(sender: s.sender, PBFTCodec.signingBytes(group: config.group, sender: s.sender, message: s.message), signature: s.signature)
-    }
+    /// Signatures verified so far (each distinct one once; tests bound the work per message).
+    public var signatureChecks: Int { verifier.signatureChecks }
 
     // MARK: step
 
@@ -180,8 +208,13 @@ public struct PBFTReplica: Sendable {
         var out: [PBFTAction] = []
         switch event {
         case .message(let m):
-            // Messages from outside the group or with bad signatures are ignored.
-            guard m.sender != me, valid(m) else { return [] }
+            // A replica's own messages echoed back are ignored; anything else
+            // is verified before it is looked at.
+            guard m.sender != me else { return [] }
+            if let why = verifier.admit(m) {
+                reject(m, why, "\(m.message.kindName) from replica \(m.sender)", &out)
+                return out
+            }
             handle(m, &out)
         case .tick:
             tick(&out)
@@ -197,6 +230,10 @@ public struct PBFTReplica: Sendable {
         return out
     }
 
+    func reject(_ m: SignedMessage?, _ why: PBFTRejection, _ detail: String, _ out: inout [PBFTAction]) {
+        out.append(.rejected(sender: m?.sender, reason: why, detail: detail))
+    }
+
     mutating func handle(_ m: SignedMessage, _ out: inout [PBFTAction]) {
         switch m.message {
         case .prePrepare(let v, let s, let d, let p): onPrePrepare(m, v, s, d, p, &out)
@@ -204,7 +241,7 @@ public struct PBFTReplica: Sendable {
         case .commit(let v, let s, let d): onCommit(m, v, s, d, &out)
         case .checkpoint(let s, _): onCheckpoint(m, s, &out)
         case .viewChange(let nv, _, _, _, _): onViewChange(m, nv, &out)
-        case .newView(let v, let vcs, let pps): onNewView(m, v, vcs, pps, &out)
+        case .newView(let v, _, let pps): onNewView(m, v, pps, &out)
         }
     }
 
@@ -214,22 +251,24 @@ public struct PBFTReplica: Sendable {
         guard canPropose else { return }
         let seq = durable.lastExec + 1
         let digest = Digest.sha256(payload)
-        let pp = sign(.prePrepare(view: durable.view, seq: seq, digest: digest, payload: payload))
+        guard let pp = rules.propose(view: durable.view, seq: seq, payload: payload, digest: digest, &durable, &out) else { return }
         prePrepares[VoteKey(view: durable.view, seq: seq)] = pp
         highestAssigned = seq
-        out.append(.broadcast(pp))
         tryPrepared(durable.view, seq, digest, &out)
     }
 
     mutating func onPrePrepare(_ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ p: [UInt8], _ out: inout [PBFTAction]) {
         guard v == durable.view, !durable.changingView, m.sender == config.primary(of: v) else { return }
-        acceptPrePrepare(m, v, s, d, p, checkWindow: true, &out)
+        acceptPrePrepare(m, v, s, d, p, reissued: false, &out)
     }
 
+    /// A pre-prepare of the current view (from its primary, or re-issued by
+    /// a verified new-view): its block must match its digest and be valid
+    /// on this replica's ledger before the replica prepares it.
     mutating func acceptPrePrepare(
-        _ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ p: [UInt8], checkWindow: Bool, _ out: inout [PBFTAction]
+        _ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ p: [UInt8], reissued: Bool, _ out: inout [PBFTAction]
     ) {
-        guard s > durable.stableSeq, !checkWindow || s <= durable.lastExec + config.window else {
+        guard s > durable.stableSeq, s <= highWater, reissued || s <= durable.lastExec + config.window else {
             if s > durable.lastExec + config.window { requestSync(hint: m.sender, &out) }
             return
         }
@@ -238,25 +277,66 @@ public struct PBFTReplica: Sendable {
         if s <= durable.lastExec && durable.executed[s] != d { return }
         let key = VoteKey(view: v, seq: s)
         if let existing = prePrepares[key] {
-            // An equivocating primary: keep the first.
-            guard existing == m else { return }
+            guard existing == m else {
+                if existing.message != m.message { reject(m, .equivocation, "two pre-prepares for view \(v), sequence \(s)", &out) }
+                return
+            }
             // A retransmission of what was accepted: checking its block again
-            // (hash, decode, transactions root) would change nothing.
+            // (hash, decode, execution) would change nothing.
             tryPrepared(v, s, d, &out)
             return
         }
-        guard Digest.sha256(p) == d, d == Self.nullDigest && p.isEmpty || validate(s, p) else { return }
+        if let h = held[s] {
+            if h.message.message != m.message { reject(m, .equivocation, "two pre-prepares for view \(v), sequence \(s)", &out) }
+            return
+        }
+        if let bad = invalid[key] {
+            if bad != d { reject(m, .equivocation, "two pre-prepares for view \(v), sequence \(s)", &out) }
+            return
+        }
+        // The signature covers the digest, not the block: a block that does
+        // not match is not the primary's (nothing is remembered against it).
+        guard Digest.sha256(p) == d else {
+            reject(m, .badProposal, "pre-prepare \(v)/\(s): the block does not match its digest", &out)
+            return
+        }
+        if d == Self.nullDigest && p.isEmpty {
+            guard reissued else {
+                reject(m, .badProposal, "pre-prepare \(v)/\(s): an empty block outside a new view", &out)
+                return
+            }
+        } else if s > durable.lastExec {
+            switch validate(PBFTProposal(view: v, seq: s, payload: p)) {
+            case .valid:
+                break
+            case .notYet:
+                held[s] = (m, reissued)
+                return
+            case .invalid(let why):
+                invalid[key] = d
+                if m.sender == primary { suspectPrimary = true }
+                reject(m, .badProposal, "pre-prepare \(v)/\(s): \(why)", &out)
+                return
+            }
+        }
         if let voted = durable.prepareVotes[key], voted != d { return }
         prePrepares[key] = m
         highestAssigned = max(highestAssigned, s)
-        if me != config.primary(of: v) && durable.prepareVotes[key] == nil {
-            durable.prepareVotes[key] = d
-            out.append(.persist(durable))
-            let prep = sign(.prepare(view: v, seq: s, digest: d))
-            prepares[Key(view: v, seq: s, digest: d), default: [:]][me] = prep
-            out.append(.broadcast(prep))
+        if me != config.primary(of: v), let prep = rules.prepare(view: v, seq: s, digest: d, &durable, &out) {
+            _ = prepares.add(key, sender: me, digest: d, prep)
         }
         tryPrepared(v, s, d, &out)
+    }
+
+    /// Held pre-prepares, judged again (after a block executed, and each tick).
+    mutating func retryHeld(_ out: inout [PBFTAction]) {
+        guard !held.isEmpty else { return }
+        for s in held.keys.sorted() {
+            guard let h = held.removeValue(forKey: s), case .prePrepare(let v, _, let d, let p) = h.message.message,
+                v == durable.view, !durable.changingView
+            else { continue }
+            acceptPrePrepare(h.message, v, s, d, p, reissued: h.reissued, &out)
+        }
     }
 
     mutating func onPrepare(_ m: SignedMessage, _ v: UInt64, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
@@ -265,26 +345,25 @@ public struct PBFTReplica: Sendable {
             requestSync(hint: m.sender, &out)
             return
         }
-        guard v == durable.view else { return }
-        prepares[Key(view: v, seq: s, digest: d), default: [:]][m.sender] = m
-        tryPrepared(v, s, d, &out)
+        guard v == durable.view, s <= highWater else { return }
+        let key = VoteKey(view: v, seq: s)
+        switch prepares.add(key, sender: m.sender, digest: d, m) {
+        case .equivocation: reject(m, .equivocation, "two prepares for view \(v), sequence \(s)", &out)
+        case .duplicate: return
+        case .added: tryPrepared(v, s, d, &out)
+        }
     }
 
     mutating func tryPrepared(_ v: UInt64, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
-        guard let pp = prePrepares[VoteKey(view: v, seq: s)], case .prePrepare(_, _, let pd, _) = pp.message, pd == d else { return }
-        let backups = (prepares[Key(view: v, seq: s, digest: d)] ?? [:]).filter { $0.key != config.primary(of: v) }
-        guard backups.count >= 2 * config.f else { return }
         let key = VoteKey(view: v, seq: s)
-        if (durable.prepared[s]?.view ?? 0) < v || durable.prepared[s] == nil {
-            let chosen = backups.keys.sorted().prefix(2 * config.f).map { backups[$0]! }
-            durable.prepared[s] = PreparedCertificate(prePrepare: pp, prepares: chosen)
+        guard let pp = prePrepares[key], case .prePrepare(_, _, let pd, _) = pp.message, pd == d else { return }
+        let backups = prepares.voters(key, digest: d).filter { $0.sender != config.primary(of: v) }
+        guard backups.count >= 2 * config.f else { return }
+        if durable.prepared[s] == nil || durable.prepared[s]!.view < v {
+            durable.prepared[s] = PreparedCertificate(prePrepare: pp, prepares: backups.prefix(2 * config.f).map(\.message))
         }
-        if durable.commitVotes[key] == nil {
-            durable.commitVotes[key] = d
-            out.append(.persist(durable))
-            let c = sign(.commit(view: v, seq: s, digest: d))
-            commits[Key(view: v, seq: s, digest: d), default: [:]][me] = c
-            out.append(.broadcast(c))
+        if durable.commitVotes[key] == nil, let c = rules.commit(view: v, seq: s, digest: d, &durable, &out) {
+            _ = commits.add(key, sender: me, digest: d, c)
         }
         tryCommitted(v, s, d, &out)
     }
@@ -296,17 +375,21 @@ public struct PBFTReplica: Sendable {
         {
             requestSync(hint: m.sender, &out)
         }
-        guard s <= durable.lastExec + config.window else { return }
-        commits[Key(view: v, seq: s, digest: d), default: [:]][m.sender] = m
-        tryCommitted(v, s, d, &out)
+        // Commits of this view and the one before (a view change may
+        // overtake a commit in flight); later views are reached by new-view.
+        guard s > durable.lastExec, s <= durable.lastExec + config.window, s <= highWater, v <= durable.view, v + 1 >= durable.view else { return }
+        switch commits.add(VoteKey(view: v, seq: s), sender: m.sender, digest: d, m) {
+        case .equivocation: reject(m, .equivocation, "two commits for view \(v), sequence \(s)", &out)
+        case .duplicate: return
+        case .added: tryCommitted(v, s, d, &out)
+        }
     }
 
     mutating func tryCommitted(_ v: UInt64, _ s: UInt64, _ d: [UInt8], _ out: inout [PBFTAction]) {
         guard s > durable.lastExec, ready[s] == nil, let cert = durable.prepared[s], cert.view == v, cert.digest == d else { return }
-        let cs = commits[Key(view: v, seq: s, digest: d)] ?? [:]
+        let cs = commits.voters(VoteKey(view: v, seq: s), digest: d)
         guard cs.count >= config.quorum else { return }
-        let chosen = cs.keys.sorted().prefix(config.quorum).map { cs[$0]! }
-        ready[s] = CommittedBlock(seq: s, view: v, digest: d, payload: cert.payload, certificate: chosen)
+        ready[s] = CommittedBlock(seq: s, view: v, digest: d, payload: cert.payload, certificate: cs.prefix(config.quorum).map(\.message))
         executeReady(&out)
     }
 
@@ -329,97 +412,12 @@ public struct PBFTReplica: Sendable {
         }
     }
 
-    // MARK: checkpoints and state transfer
-
-    mutating func executed(seq: UInt64, stateDigest: [UInt8], _ out: inout [PBFTAction]) {
-        guard seq % config.checkpointInterval == 0, seq > stableCheckpoint else { return }
-        myCheckpoints[seq] = stateDigest
-        let m = sign(.checkpoint(seq: seq, stateDigest: stateDigest))
-        myCheckpointMessages[seq] = m
-        checkpoints[seq, default: [:]][me] = m
-        out.append(.broadcast(m))
-        checkStable(seq, &out)
-    }
-
-    mutating func onCheckpoint(_ m: SignedMessage, _ s: UInt64, _ out: inout [PBFTAction]) {
-        guard s > durable.stableSeq, s % config.checkpointInterval == 0, s <= durable.lastExec + 4 * config.window else { return }
-        checkpoints[s, default: [:]][m.sender] = m
-        checkStable(s, &out)
-    }
-
-    mutating func checkStable(_ s: UInt64, _ out: inout [PBFTAction]) {
-        guard let votes = checkpoints[s], s > durable.stableSeq else { return }
-        var tally: [[UInt8]: [SignedMessage]] = [:]
-        for m in votes.values {
-            if case .checkpoint(_, let d) = m.message { tally[d, default: []].append(m) }
-        }
-        guard let (digest, proofs) = tally.first(where: { $0.value.count >= config.quorum }) else { return }
-        if let mine = myCheckpoints[s], mine != digest {
-            out.append(.divergence(seq: s, mine: mine, quorum: digest))
-        }
-        if s > durable.lastExec { requestSync(hint: nil, &out) }
-        durable.stableSeq = s
-        durable.stableDigest = digest
-        durable.stableProof = Array(proofs.sorted { $0.sender < $1.sender }.prefix(config.quorum))
-        durable.prepared = durable.prepared.filter { $0.key > s }
-        durable.prepareVotes = durable.prepareVotes.filter { $0.key.seq > s }
-        durable.commitVotes = durable.commitVotes.filter { $0.key.seq > s }
-        durable.executed = durable.executed.filter { $0.key > s }
-        out.append(.persist(durable))
-        // Garbage-collect the message log at and below the stable checkpoint.
-        prePrepares = prePrepares.filter { $0.key.seq > s }
-        prepares = prepares.filter { $0.key.seq > s }
-        commits = commits.filter { $0.key.seq > s }
-        checkpoints = checkpoints.filter { $0.key > s }
-        myCheckpoints = myCheckpoints.filter { $0.key >= s }
-        myCheckpointMessages = myCheckpointMessages.filter { $0.key >= s }
-    }
-
-    mutating func requestSync(hint: Int?, _ out: inout [PBFTAction]) {
-        guard ticks - lastSyncRequestTick >= config.retransmitInterval else { return }
-        lastSyncRequestTick = ticks
-        out.append(.requestSync(fromSeq: durable.lastExec + 1, hint: hint))
-    }
-
-    /// A valid commit certificate: 2f+1 distinct members' commits for the
-    /// same (view, seq, digest).
-    func validCommitCertificate(seq: UInt64, digest: [UInt8], _ cert: [SignedMessage]) -> Bool {
-        var senders = Set<Int>()
-        var view: UInt64? = nil
-        for c in cert {
-            guard case .commit(let v, let s, let d) = c.message, s == seq, d == digest, view == nil || view == v, valid(c) else { return false }
-            view = v
-            senders.insert(c.sender)
-        }
-        return senders.count >= config.quorum
-    }
-
-    /// 2f+1 distinct members' checkpoint messages for (seq, state digest).
-    func validCheckpointProof(seq: UInt64, digest: [UInt8], _ proof: [SignedMessage]) -> Bool {
-        var senders = Set<Int>()
-        for c in proof {
-            guard case .checkpoint(let s, let d) = c.message, s == seq, d == digest, valid(c) else { return false }
-            senders.insert(c.sender)
-        }
-        return senders.count >= config.quorum
-    }
-
-    mutating func acceptSynced(seq: UInt64, payload: [UInt8], cert: [SignedMessage], _ out: inout [PBFTAction]) {
-        guard seq > durable.lastExec, ready[seq] == nil else { return }
-        let d = Digest.sha256(payload)
-        guard validCommitCertificate(seq: seq, digest: d, cert), case .commit(let v, _, _) = cert[0].message else { return }
-        ready[seq] = CommittedBlock(seq: seq, view: v, digest: d, payload: payload, certificate: cert)
-        executeReady(&out)
-        if ready.keys.contains(where: { $0 > durable.lastExec + 1 }) && ready[durable.lastExec + 1] == nil {
-            requestSync(hint: nil, &out)
-        }
-    }
-
     // MARK: timers
 
     mutating func tick(_ out: inout [PBFTAction]) {
         ticks += 1
-        let outstanding = highestAssigned > durable.lastExec || !ready.isEmpty
+        retryHeld(&out)
+        let outstanding = highestAssigned > durable.lastExec || !ready.isEmpty || !held.isEmpty || suspectPrimary
         // During a view change the timer runs only once 2f+1 replicas are at
         // this view or beyond (Castro–Liskov): a replica alone cannot race ahead.
         let quorumMoving = viewChanges.values.filter { $0.view >= durable.view }.count >= config.quorum
@@ -431,7 +429,7 @@ public struct PBFTReplica: Sendable {
             if ticksWaiting >= limit {
                 ticksWaiting = 0
                 failedViewChanges += 1
-                startViewChange(durable.view + 1, &out)
+                if durable.view < WireLimits.consensusMaxNumber { startViewChange(durable.view + 1, &out) }
                 return
             }
         } else {
@@ -462,14 +460,51 @@ public struct PBFTReplica: Sendable {
         // Votes for what is still open, plus the last few executed blocks a
         // new view may have re-issued; replicas further behind use state transfer.
         let from = max(durable.stableSeq, durable.lastExec > 2 ? durable.lastExec - 2 : 0) + 1
-        for s in from...max(from, highestAssigned) {
-            if let pp = prePrepares[VoteKey(view: v, seq: s)], case .prePrepare(_, _, let d, _) = pp.message {
-                if isPrimary { out.append(.broadcast(pp)) }
-                if let p = prepares[Key(view: v, seq: s, digest: d)]?[me] { out.append(.broadcast(p)) }
-                if let c = commits[Key(view: v, seq: s, digest: d)]?[me] { out.append(.broadcast(c)) }
-            }
+        for s in from...max(from, min(highestAssigned, from + config.logSize)) {
+            let key = VoteKey(view: v, seq: s)
+            guard let pp = prePrepares[key] else { continue }
+            if isPrimary { out.append(.broadcast(pp)) }
+            if let p = prepares.vote(key, from: me) { out.append(.broadcast(p.message)) }
+            if let c = commits.vote(key, from: me) { out.append(.broadcast(c.message)) }
         }
         // A recent checkpoint tells lagging replicas they are behind.
         if let s = myCheckpointMessages.keys.max(), let m = myCheckpointMessages[s] { out.append(.broadcast(m)) }
     }
+
+    // MARK: footprint
+
+    /// What the replica holds: messages stored per sender (votes,
+    /// pre-prepares held or refused, checkpoints, view-changes) and its own
+    /// durable vote records.
+    public struct Footprint: Sendable, CustomStringConvertible {
+        public let perSender: [Int: Int]
+        public let ready: Int
+        public let prepared: Int
+        public let ownVotes: Int
+        public var description: String { "per sender \(perSender.sorted { $0.key < $1.key }), ready \(ready), prepared \(prepared), own votes \(ownVotes)" }
+    }
+
+    public var footprint: Footprint {
+        var counts: [Int: Int] = [:]
+        prepares.countBySender(into: &counts)
+        commits.countBySender(into: &counts)
+        for (_, m) in prePrepares { counts[m.sender, default: 0] += 1 }
+        for (_, h) in held { counts[h.message.sender, default: 0] += 1 }
+        counts[primary, default: 0] += invalid.count
+        for (_, byS) in checkpoints { for s in byS.keys { counts[s, default: 0] += 1 } }
+        for s in viewChanges.keys { counts[s, default: 0] += 1 }
+        return Footprint(perSender: counts, ready: ready.count, prepared: durable.prepared.count, ownVotes: durable.prepareVotes.count + durable.commitVotes.count)
+    }
+
+    /// Most messages a replica stores from one sender between checkpoints,
+    /// whatever that sender sends: prepares and commits of two views over
+    /// the log, pre-prepares of two views, held and refused proposals, its
+    /// checkpoints in reach, one view-change.
+    public static func footprintBound(_ c: PBFTConfig) -> Int {
+        let log = Int(c.logSize)
+        return 2 * log + 2 * log + 2 * log + log + log + checkpointsPerSender(c) + 1
+    }
+
+    /// Checkpoints kept per sender: those within reach above the stable one.
+    static func checkpointsPerSender(_ c: PBFTConfig) -> Int { Int((4 * c.window) / c.checkpointInterval) + 2 }
 }

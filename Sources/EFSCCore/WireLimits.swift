@@ -67,4 +67,26 @@ public enum WireLimits {
     public static let recentBlocks = 4096
     /// Node names a TCC keeps pending-pool figures for.
     public static let poolReportNodes = 256
+
+    // MARK: consensus (PBFT messages between nodes)
+
+    /// Largest view or sequence number a consensus message may carry: far
+    /// beyond any reachable view or height, and far enough below 2⁶⁴ that
+    /// no view or window arithmetic can overflow.
+    public static let consensusMaxNumber: UInt64 = 1 << 62
+    /// Most items of one list in a consensus message (checkpoint proofs,
+    /// prepared certificates, prepares, view-changes, pre-prepares): the
+    /// decoder refuses more before building any of them. A replica then
+    /// holds each list to what its group size allows (`PBFTConfig`).
+    public static let consensusListItems = 1024
+    /// Signatures a replica remembers having verified (each nested message
+    /// is checked once however often it is repeated), and messages it
+    /// remembers having refused (a replayed bad message is not checked again).
+    public static let consensusVerifiedSignatures = 16_384
+    public static let consensusRefusedMessages = 4096
+    /// How far above a node's committed identity height a transaction
+    /// block's anchor may be for the node to wait for it; beyond, the block is refused.
+    public static let anchorLead: UInt64 = 4096
+    /// Largest replica group a node accepts in its configuration.
+    public static let maxReplicas = 256
 }

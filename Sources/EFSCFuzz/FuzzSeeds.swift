@@ -9,6 +9,22 @@ import EFSCLedger
 /// Real messages of each kind, as starting points for the fuzzers (written
 /// to `fuzz/corpus/<target>/seed-*` by `make fuzz-seeds`).
 public enum FuzzSeeds {
+    /// Programs for the replica harness: a normal round (pre-prepare,
+    /// prepares, commits, execute), a view change with new-view, and a mix.
+    static var replicaSeeds: [(name: String, bytes: [UInt8])] {
+        // Group of 4, replica 1. Each instruction: opcode (0–4 message),
+        // then view, sequence, sender selectors and the message kind.
+        let prePrepare: [UInt8] = [0, 1, 2, 0, 0, 0, 3, 0, 0, 0, 2]
+        let prepare2: [UInt8] = [1, 1, 2, 2, 1, 1, 2]
+        let prepare3: [UInt8] = [1, 1, 2, 3, 1, 1, 2]
+        let commit: [UInt8] = [2, 1, 2, 0, 2, 1, 2]
+        let round: [UInt8] = [0, 1] + prePrepare + prepare2 + prepare3 + commit + [2, 1, 2, 2, 2, 1, 2] + [8]
+        let viewChange: [UInt8] = [0, 1] + [7, 1] + Array(repeating: 11, count: 6) + [3, 2, 1, 2, 5, 0, 0, 1, 2] + [3, 2, 1, 1, 5, 0, 1, 2]
+        let mixed: [UInt8] = round + [11, 7] + [4, 7, 7, 1, 5, 0] + [4, 5, 1, 3, 4, 1, 3, 9, 9] + [10] + round.dropFirst(2)
+        return [("round", round), ("view-change", viewChange), ("mixed", mixed)]
+    }
+
+
     public static func all() throws -> [FuzzTarget: [(name: String, bytes: [UInt8])]] {
         let key = try Ed25519SecretKey(seed: Array(repeating: 9, count: 32))
         let (did, _, op) = try EFSCDID.createOperation(network: "devnet", key: key, created: "2024-01-01T00:00:00Z")
@@ -45,6 +61,7 @@ public enum FuzzSeeds {
             .block: [("block", encoded), ("sync-reply", sync), ("prepare", PBFTCodec.encode(group: "transaction", vote))],
             .channel: [("tic-and-claim", try json(ticDoc)), ("hello", try json(hello)), ("template", try json(try ProviderTemplates.timeOfDayTIT(owner: did).json))],
             .base58: [("did", Array(did.utf8)), ("key", Array(key.publicKey.multibase.utf8)), ("did-key", Array(DIDKey.did(for: key.publicKey).utf8))],
+            .replica: replicaSeeds,
             .pattern: [
                 ("did", Array("^did:efsc:[a-z0-9-]{1,32}:[1-9A-HJ-NP-Za-km-z]+$\u{0}did:efsc:devnet:3xYz".utf8)),
                 ("alternation", Array("^(ab|cd)*e?$\u{0}abcde".utf8)), ("classes", Array("[^\\d\\s]{2,5}\u{0}ab12".utf8)),

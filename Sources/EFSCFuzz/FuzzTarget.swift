@@ -31,6 +31,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case base58
     /// Template patterns: compiled and matched.
     case pattern
+    /// The PBFT replica's `step`, driven by a program of crafted messages
+    /// (`ReplicaHarness`), with its safety and memory invariants checked.
+    case replica
 
     public func run(_ data: [UInt8]) {
         switch self {
@@ -40,6 +43,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .channel: Self.channel(data)
         case .base58: Self.base58(data)
         case .pattern: Self.pattern(data)
+        case .replica:
+            var h = ReplicaHarness(data)
+            h.run()
         }
     }
 

@@ -19,7 +19,7 @@ public enum LedgerError: Error, CustomStringConvertible {
         case .wrongParent(let h): return "block \(h) does not extend the last committed block"
         case .wrongGroup(let e, let g): return "block of group \(g) offered to the \(e) ledger"
         case .wrongTransactionsRoot(let h): return "block \(h): transactions root does not match its transactions"
-        case .wrongStateRoot(let h, let e, let g): return "block \(h): state root \(g) differs from the executed state \(e) (divergence)"
+        case .wrongStateRoot(let h, let e, let g): return "block \(h): state root \(g) differs from the state it executes on here, \(e) (divergence)"
         case .corrupt(let m): return "ledger corrupt: \(m)"
         }
     }
@@ -62,8 +62,9 @@ public struct StateWrite: Sendable, Hashable {
 ///
 /// The state root is a commitment chain: root(h) = SHA-256(root(h−1) ‖
 /// SHA-256 of the block's sorted state writes), so nodes that executed the
-/// same blocks agree on it and any divergence shows at the first differing
-/// block. Inclusion of a transaction is proved by the block's Merkle
+/// same blocks agree on it. Block h+1's header carries root(h), the state it
+/// executes on (as CometBFT's app hash does): replicas check it before they
+/// vote, and a divergence shows at the block after the first differing one. Inclusion of a transaction is proved by the block's Merkle
 /// transactions root.
 public final class Ledger: @unchecked Sendable {
     public let group: String
@@ -150,10 +151,14 @@ public final class Ledger: @unchecked Sendable {
             guard h.parentHash == lastHash else { throw LedgerError.wrongParent(height: h.height) }
             guard h.transactionsRoot == Block.transactionsRoot(block.transactions) else { throw LedgerError.wrongTransactionsRoot(height: h.height) }
         }
-        let root = nextStateRoot(writes)
-        guard block.header.stateRoot == root else {
-            throw LedgerError.wrongStateRoot(height: block.header.height, expected: Hex.encode(root), got: Hex.encode(block.header.stateRoot))
+        // A block names the state it executes on (the root after its
+        // parent), so a proposer need not execute before proposing and every
+        // replica can check the root before it votes.
+        let pre = lock.withLock { stateRoot }
+        guard block.header.stateRoot == pre else {
+            throw LedgerError.wrongStateRoot(height: block.header.height, expected: Hex.encode(pre), got: Hex.encode(block.header.stateRoot))
         }
+        let root = nextStateRoot(writes)
         let (encoded, hash) = block.encodedAndHash
         try commitBatchLock.withLock {
             let b = commitBatch

@@ -75,9 +75,9 @@ public final class GroupRunner: @unchecked Sendable {
     let historyCache = Guarded<(height: UInt64, entries: [String: DIDHistory?])>((0, [:]))
     var lastStatus = 0.0
     public private(set) var log: (String) -> Void
-    /// What this node's own proposal produced when it executed it, so that
-    /// committing the same block on the same parent needs no second execution.
-    var proposed: (digest: [UInt8], parent: [UInt8], writes: [StateWrite], evidenceIndex: [StateWrite], receipts: [(ChainTransaction, Receipt)])?
+    /// The anchor of the last committed block (a null block keeps its
+    /// parent's): a proposal's anchor may not go below it.
+    var lastAnchor: UInt64 = 0
 
     let metrics: NodeMetrics.Group
 
@@ -112,16 +112,12 @@ public final class GroupRunner: @unchecked Sendable {
             durable.lastExec = ledger.height
             durable.lastExecDigest = ledger.lastHash
         }
-        let maxTx = config.maxTransactionsPerBlock
-        let g = group
         replica = PBFTReplica(
             config: pc, me: config.index, authenticator: Ed25519Authenticator(secret: config.secretKey, members: config.members.map(\.publicKey)),
-            durable: durable,
-            validate: { seq, payload in
-                guard let b = try? Block(decoding: payload) else { return false }
-                return b.header.group == g && b.header.height == seq && b.transactions.count <= maxTx && (g != "identity" || b.header.anchor == 0)
-                    && b.header.transactionsRoot == Block.transactionsRoot(b.transactions)
-            })
+            durable: durable)
+        lastAnchor = try ledger.block(at: ledger.height)?.header.anchor ?? 0
+        // Proposed blocks are judged on this group's queue, against the ledger.
+        replica.validate = { [unowned self] proposal in self.judge(proposal) }
     }
 
     var memberID: String { config.nodeId }
@@ -225,30 +221,25 @@ public final class GroupRunner: @unchecked Sendable {
         // At most M transactions, and at most 700 KB so the pre-prepare fits
         // the broker's 1 MiB packet limit.
         let anchor = group == "identity" ? 0 : (identityHeight() ?? 0)
-        executionAnchor = anchor
         // Only admitted transactions are pooled (signature checked; senders
         // this node did not know yet wait outside the pool).
         var take: [Pending] = []
         var bytes = 0
         for p in pool {
             if take.count >= config.maxTransactionsPerBlock { break }
-            if !take.isEmpty && bytes + p.bytes.count > Self.maxBlockBytes { break }
+            if !take.isEmpty && bytes + p.bytes.count + 4 > Self.maxBlockBytes { break }
             take.append(p)
             bytes += p.bytes.count + 4
         }
         guard !take.isEmpty else { return }
         let txs = take.map(\.bytes)
-        let state = ContractState(ledger: ledger)
-        state.reserve(writes: Contracts.plannedWrites(take.map(\.tx)))
-        let height = ledger.height + 1
-        let receipts = take.enumerated().map { ($1.tx, contracts.execute($1.tx, state: state, height: height, index: $0, admitted: $1.signer)) }
-        let writes = state.writes
+        // The block names the state it executes on; every replica (this one
+        // too) executes it once it is committed.
         let header = BlockHeader(
-            group: group, height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
-            transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000), anchor: anchor)
-        let body = Block(header: header, transactions: txs).body
-        proposed = (Digest.sha256(body), ledger.lastHash, writes, state.evidenceIndex, receipts)
-        apply(replica.step(.propose(body)))
+            group: group, height: ledger.height + 1, parentHash: ledger.lastHash, stateRoot: ledger.stateRoot,
+            transactionsRoot: Block.transactionsRoot(txs), proposer: config.index, view: replica.view, timestamp: UInt64(now * 1000),
+            anchor: max(anchor, lastAnchor))
+        apply(replica.step(.propose(Block(header: header, transactions: txs).body)))
     }
 
     // MARK: actions
@@ -277,6 +268,8 @@ public final class GroupRunner: @unchecked Sendable {
                 requestSync(from: from, hint: hint)
             case .divergence(let seq, let mine, let quorum):
                 log("DIVERGENCE in \(group) at \(seq): our state root \(Hex.encode(mine)), quorum \(Hex.encode(quorum))")
+            case .rejected(let sender, let reason, let detail):
+                refusals.refuse(Refusals.Reason(reason), "\(detail)\(sender.map { " (replica \($0))" } ?? "")")
             case .viewChanged(let v):
                 log("\(group): view \(v)")
                 publishStatus(force: true)
@@ -307,8 +300,8 @@ public final class GroupRunner: @unchecked Sendable {
         if cb.payload.isEmpty {
             // A null block (a view change found nothing to re-issue at this height).
             let header = BlockHeader(
-                group: group, height: cb.seq, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot([]),
-                transactionsRoot: Block.transactionsRoot([]), proposer: config.members.count, view: cb.view, timestamp: 0)
+                group: group, height: cb.seq, parentHash: ledger.lastHash, stateRoot: ledger.stateRoot,
+                transactionsRoot: Block.transactionsRoot([]), proposer: config.members.count, view: cb.view, timestamp: 0, anchor: lastAnchor)
             block = Block(header: header, transactions: [])
         } else {
             guard let b = decoded else {
@@ -318,39 +311,15 @@ public final class GroupRunner: @unchecked Sendable {
             }
             block = b
         }
-        executionAnchor = block.header.anchor
         // Hashed once for the pool, the transaction index and the pool's cleanup.
         let txHashes = block.transactions.map { Digest.sha256($0) }
-        var receipts: [(ChainTransaction, Receipt)] = []
-        let writes: [StateWrite]
-        let evidenceIndex: [StateWrite]
-        if let p = proposed, !cb.payload.isEmpty, p.parent == ledger.lastHash, p.digest == cb.digest {
-            // Our own proposal, executed on this very parent state when proposed.
-            receipts = p.receipts
-            writes = p.writes
-            evidenceIndex = p.evidenceIndex
-        } else {
-            let state = ContractState(ledger: ledger)
-            // Usually this node parsed the transaction when it reached the pool.
-            let txs: [(ChainTransaction, Contracts.SignerKey?)?] = block.transactions.enumerated().map { i, t in
-                if let pi = poolIndex[txHashes[i]], pool[pi].bytes == t { return (pool[pi].tx, pool[pi].signer) }
-                guard let j = try? JSONParser.parse(t), let o = j.objectValue else { return nil }
-                return (ChainTransaction(json: o, blockBytes: t), nil)
-            }
-            state.reserve(writes: Contracts.plannedWrites(txs.compactMap { $0?.0 }))
-            for (i, t) in txs.enumerated() {
-                guard let (tx, signer) = t else { continue }
-                receipts.append((tx, contracts.execute(tx, state: state, height: cb.seq, index: i, admitted: signer)))
-            }
-            writes = state.writes
-            evidenceIndex = state.evidenceIndex
-        }
-        proposed = nil
+        let (writes, evidenceIndex, receipts) = run(block, txHashes: txHashes)
         block.certificateView = cb.view
         block.certificate = cb.certificate.map { CertificateEntry(replica: $0.sender, signature: $0.signature) }
         let encoded: [UInt8]
         do {
             encoded = try ledger.commit(block, writes: writes, evidenceIndex: evidenceIndex, txHashes: txHashes)
+            lastAnchor = block.header.anchor
         } catch {
             onFatal("\(group): cannot commit block \(cb.seq): \(error)")
             timer?.cancel()

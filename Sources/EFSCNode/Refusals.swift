@@ -1,3 +1,4 @@
+import EFSCConsensus
 import EFSCCore
 import Foundation
 import Prometheus
@@ -20,6 +21,27 @@ public final class Refusals: @unchecked Sendable {
         case badQuery = "bad-query"
         case badSync = "bad-sync"
         case overloaded  // the group's inbound queue is full
+        // Consensus messages and proposed blocks (PBFTRejection).
+        case outOfRange = "out-of-range"
+        case oversized
+        case badCertificate = "bad-certificate"
+        case badNewView = "bad-new-view"
+        case badProposal = "bad-proposal"
+        case equivocation
+        case replayed
+
+        init(_ r: PBFTRejection) {
+            switch r {
+            case .badSignature: self = .badSignature
+            case .outOfRange: self = .outOfRange
+            case .oversized: self = .oversized
+            case .badCertificate: self = .badCertificate
+            case .badNewView: self = .badNewView
+            case .badProposal: self = .badProposal
+            case .equivocation: self = .equivocation
+            case .replayed: self = .replayed
+            }
+        }
     }
 
     let group: String

@@ -29,7 +29,7 @@ import Testing
         func replica(_ i: Int) -> PBFTReplica {
             PBFTReplica(
                 config: PBFTConfig(group: "g", n: 4), me: i, authenticator: Ed25519Authenticator(secret: keys[i], members: keys.map(\.publicKey)),
-                durable: PBFTDurableState(), validate: { _, p in !p.isEmpty })
+                durable: PBFTDurableState(), validate: { p in p.payload.isEmpty ? .invalid("empty") : .valid })
         }
         var primary = replica(0)
         let block = [UInt8](repeating: 7, count: 100_000)

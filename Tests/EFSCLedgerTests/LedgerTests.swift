@@ -39,7 +39,7 @@ import Testing
 
 func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block {
     let h = BlockHeader(
-        group: ledger.group, height: ledger.height + 1, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot(writes),
+        group: ledger.group, height: ledger.height + 1, parentHash: ledger.lastHash, stateRoot: ledger.stateRoot,
         transactionsRoot: Block.transactionsRoot(txs), proposer: 0, view: 0, timestamp: 1_700_000_000_000 + ledger.height)
     var b = Block(header: h, transactions: txs)
     b.certificateView = 3
@@ -130,14 +130,24 @@ func makeBlock(_ ledger: Ledger, txs: [[UInt8]], writes: [StateWrite]) -> Block 
         var badRoot = good
         badRoot.transactions = [[2]]
         #expect(throws: LedgerError.self) { try l.commit(badRoot, writes: []) }
-        // Executing different writes than the proposer is a divergence.
-        #expect(throws: LedgerError.self) { try l.commit(good, writes: [StateWrite(key: [1], value: [1])]) }
+        // A block naming another state than the one it executes on is a divergence.
+        var otherState = good
+        otherState.header.stateRoot = Digest.sha256([9])
+        #expect(throws: LedgerError.self) { try l.commit(otherState, writes: []) }
         var wrongGroup = good
         wrongGroup.header.group = "transaction"
         #expect(throws: LedgerError.self) { try l.commit(wrongGroup, writes: []) }
-        try l.commit(good, writes: [])
+        let before = l.stateRoot
+        try l.commit(good, writes: [StateWrite(key: [1], value: [1])])
         #expect(l.height == 1)
+        #expect(l.stateRoot != before)
         #expect(throws: LedgerError.self) { try l.commit(good, writes: []) }
+        // The next block names the state after block 1, not the one before.
+        var stale = makeBlock(l, txs: [[3]], writes: [])
+        stale.header.stateRoot = before
+        #expect(throws: LedgerError.self) { try l.commit(stale, writes: []) }
+        try l.commit(makeBlock(l, txs: [[3]], writes: []), writes: [])
+        #expect(l.height == 2)
     }
 
     @Test func stateWritesOrderByBytesAndTheRootIgnoresArrivalOrder() throws {

@@ -19,7 +19,7 @@ import Testing
         runner.identityHeight = { identity }
         let ledger = runner.ledger
         let header = BlockHeader(
-            group: "transaction", height: 1, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot([]), transactionsRoot: Block.transactionsRoot([]),
+            group: "transaction", height: 1, parentHash: ledger.lastHash, stateRoot: ledger.stateRoot, transactionsRoot: Block.transactionsRoot([]),
             proposer: 1, view: 0, timestamp: 1, anchor: 5)
         let body = Block(header: header, transactions: []).body
         runner.q.sync {

@@ -21,7 +21,7 @@ import Testing
     func block(_ ledger: Ledger, _ height: UInt64) -> Block {
         let txs = [Array(#"{"op":"x\#(height)"}"#.utf8)]
         let header = BlockHeader(
-            group: "transaction", height: height, parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot([]),
+            group: "transaction", height: height, parentHash: ledger.lastHash, stateRoot: ledger.stateRoot,
             transactionsRoot: Block.transactionsRoot(txs), proposer: 0, view: 0, timestamp: 1)
         return Block(header: header, transactions: txs)
     }

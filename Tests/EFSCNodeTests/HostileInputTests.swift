@@ -206,7 +206,7 @@ import Testing
         for height in 1...3 {
             let txs = [Array(repeating: UInt8(ascii: "a"), count: 600_000)]
             let header = BlockHeader(
-                group: "transaction", height: UInt64(height), parentHash: ledger.lastHash, stateRoot: ledger.nextStateRoot([]),
+                group: "transaction", height: UInt64(height), parentHash: ledger.lastHash, stateRoot: ledger.stateRoot,
                 transactionsRoot: Block.transactionsRoot(txs), proposer: 0, view: 0, timestamp: 1)
             _ = try ledger.commit(Block(header: header, transactions: txs), writes: [])
         }
@@ -229,7 +229,7 @@ import Testing
         // A committed block the ledger refuses (wrong parent) stops the node too.
         let ledger = h.runner.ledger
         let header = BlockHeader(
-            group: "identity", height: 1, parentHash: Digest.sha256([9]), stateRoot: ledger.nextStateRoot([]), transactionsRoot: Block.transactionsRoot([]),
+            group: "identity", height: 1, parentHash: Digest.sha256([9]), stateRoot: ledger.stateRoot, transactionsRoot: Block.transactionsRoot([]),
             proposer: 1, view: 0, timestamp: 1)
         let body = Block(header: header, transactions: []).body
         h.runner.q.sync { h.runner.commit(CommittedBlock(seq: 1, view: 0, digest: Digest.sha256(body), payload: body, certificate: [])) }
