@@ -46,7 +46,7 @@ bench: build
 # Coverage-guided fuzzing with libFuzzer: every target of Sources/EFSCFuzz for
 # FUZZ_SECONDS each (scripts/fuzz.sh says what a finding is and where it goes).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := transaction query block channel base58 pattern
+FUZZ_TARGETS := transaction query block channel base58 pattern replica
 # Coverage instrumentation is asked of the compiler only (-Xfrontend): with
 # -sanitize=fuzzer at link time libFuzzer's own main clashes with the entry
 # point SwiftPM gives executables. libFuzzer comes from the toolchain's

@@ -114,7 +114,7 @@ struct Devnet {
 struct DevnetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devnet", abstract: "Create, start, inspect and stop a local network (broker + chain nodes).",
-        subcommands: [Init.self, Up.self, Down.self, Status.self, StopNode.self, StartNode.self])
+        subcommands: [Init.self, Up.self, Down.self, Status.self, StopNode.self, StartNode.self, Byzantine.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Generate node keys, genesis and configurations in a directory.")

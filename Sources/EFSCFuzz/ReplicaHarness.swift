@@ -194,6 +194,9 @@ struct ReplicaHarness {
             case .persist(let d):
                 precondition(d.view >= persisted.view, "replica fuzz: the persisted view went back from \(persisted.view) to \(d.view)")
                 persisted = d
+            case .send(_, let m) where m.sender != me:
+                // A new-view forwarded to a replica behind: its primary's, verified.
+                guard case .newView = m.message else { preconditionFailure("replica fuzz: forwarded a \(m.message.kindName) of replica \(m.sender)") }
             case .broadcast(let m), .send(_, let m):
                 pool.append(m)
                 guard m.sender == me else { preconditionFailure("replica fuzz: sent a message as replica \(m.sender)") }

@@ -126,11 +126,14 @@ public final class GroupRunner: @unchecked Sendable {
     /// broker (publishes queue offline): for tools and fuzzing that feed it
     /// network input directly.
     /// `adjust` may change the configuration (pool limits, …) before it is read.
-    public static func offline(group: String, dataDir: String, adjust: (inout JSONObject) -> Void = { _ in }) throws -> GroupRunner {
+    /// `keys` are the members' node keys (fresh ones if nil) and `index` is this runner's.
+    public static func offline(
+        group: String, dataDir: String, keys given: [Ed25519SecretKey]? = nil, index: Int = 0, adjust: (inout JSONObject) -> Void = { _ in }
+    ) throws -> GroupRunner {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let keys = (0..<4).map { _ in Ed25519SecretKey() }
+        let keys = given ?? (0..<4).map { _ in Ed25519SecretKey() }
         var json: JSONObject = [
-            "network": "devnet", "nodeId": "node1", "index": 0, "secretKeyMultibase": .string(keys[0].multibase),
+            "network": "devnet", "nodeId": .string("node\(index + 1)"), "index": .number(Double(index)), "secretKeyMultibase": .string(keys[index].multibase),
             "members": .array(keys.enumerated().map { ["id": .string("node\($0.offset + 1)"), "publicKeyMultibase": .string($0.element.publicKey.multibase)] }),
             "broker": "mqtt://127.0.0.1:1", "dataDir": .string(dataDir),
         ]

@@ -54,8 +54,8 @@ public struct NodeConfig: Sendable {
         guard let i = json["index"]?.intValue else { throw ConfigError("'index' is missing") }
         index = i
         do { secretKey = try Ed25519SecretKey(multibase: try str("secretKeyMultibase")) } catch { throw ConfigError("secretKeyMultibase: \(error)") }
-        guard let ms = json["members"]?.arrayValue, ms.count >= 4, (ms.count - 1) % 3 == 0 else {
-            throw ConfigError("'members' must list n = 3f+1 ≥ 4 nodes")
+        guard let ms = json["members"]?.arrayValue, ms.count >= 4, ms.count <= WireLimits.maxReplicas, (ms.count - 1) % 3 == 0 else {
+            throw ConfigError("'members' must list n = 3f+1 nodes, 4 ≤ n ≤ \(WireLimits.maxReplicas)")
         }
         members = try ms.map { m in
             guard let id = m["id"]?.stringValue, let pk = m["publicKeyMultibase"]?.stringValue else { throw ConfigError("each member needs id and publicKeyMultibase") }
