@@ -118,6 +118,11 @@ public struct PBFTAdversary: Sendable {
         let d = digest(&rng)
         let proof = (0..<config.quorum).map { i in forged(i, .checkpoint(seq: s, stateDigest: d), &rng) }
         out.append(sign(.viewChange(newView: tv, stableSeq: s, stableDigest: d, checkpointProof: proof, prepared: [])))
+        // A last executed block far ahead that nobody committed (to make the
+        // others skip blocks), its commit certificate forged.
+        let far = seq + 1_000
+        let commits = (0..<config.quorum).map { i in i == me ? sign(.commit(view: view, seq: far, digest: d)) : forged(i, .commit(view: view, seq: far, digest: d), &rng) }
+        out.append(sign(.viewChange(newView: tv, stableSeq: 0, stableDigest: PBFTReplica.genesisDigest, checkpointProof: [], prepared: [], executedProof: commits)))
         return out
     }
 
@@ -233,7 +238,7 @@ public struct PBFTAdversary: Sendable {
     func omittedPrepared<R: RandomNumberGenerator>(_ rng: inout R) -> [SignedMessage] {
         // The honest view-changes it saw for a view it leads.
         let byView = Dictionary(grouping: viewChanges) { m -> UInt64 in
-            if case .viewChange(let nv, _, _, _, _) = m.message { return nv } else { return 0 }
+            if case .viewChange(let nv, _, _, _, _, _) = m.message { return nv } else { return 0 }
         }
         guard let (tv, vcs) = byView.filter({ config.primary(of: $0.key) == me }).max(by: { $0.key < $1.key }) else { return [] }
         var seen = Set<Int>()
@@ -243,8 +248,10 @@ public struct PBFTAdversary: Sendable {
         var prepared: [UInt64: PreparedCertificate] = [:]
         var minS: UInt64 = 0
         for vc in chosen {
-            guard case .viewChange(_, let le, _, _, let ps) = vc.message else { continue }
-            minS = max(minS, le)
+            guard case .viewChange(_, let le, _, _, let ps, let executed) = vc.message else { continue }
+            var ex: UInt64 = 0
+            if case .commit(_, let s, _)? = executed.first?.message { ex = s }
+            minS = max(minS, le, ex)
             for p in ps where prepared[p.seq].map({ $0.view < p.view }) ?? true { prepared[p.seq] = p }
         }
         // Every prepared block above the checkpoint becomes a null block.

@@ -64,21 +64,24 @@ struct MessageVerifier: Sendable {
             return v <= max && s <= max
         case .checkpoint(let s, _):
             return s <= max
-        case .viewChange(let nv, let le, _, let proof, let prepared):
+        case .viewChange(let nv, let le, _, let proof, let prepared, let executed):
             return nv <= max && le <= max && proof.allSatisfy { numbersInRange($0.message, depth: depth + 1) }
+                && executed.allSatisfy { numbersInRange($0.message, depth: depth + 1) }
                 && prepared.allSatisfy { p in numbersInRange(p.prePrepare.message, depth: depth + 1) && p.prepares.allSatisfy { numbersInRange($0.message, depth: depth + 1) } }
         case .newView(let v, let vcs, let pps):
             return v <= max && vcs.allSatisfy { numbersInRange($0.message, depth: depth + 1) } && pps.allSatisfy { numbersInRange($0.message, depth: depth + 1) }
         }
     }
 
-    /// List lengths a correct replica never exceeds: a checkpoint proof of
-    /// 2f+1, at most `logSize` prepared certificates of 2f prepares each, a
-    /// new-view of 2f+1 view-changes and at most `logSize` pre-prepares.
+    /// List lengths a correct replica never exceeds: a checkpoint proof and
+    /// an executed block's commit certificate of 2f+1, at most `logSize`
+    /// prepared certificates of 2f prepares each, a new-view of 2f+1
+    /// view-changes and at most `logSize` pre-prepares.
     func withinBounds(_ m: PBFTMessage) -> Bool {
         switch m {
-        case .viewChange(_, _, _, let proof, let prepared):
-            return proof.count <= config.quorum && prepared.count <= Int(config.logSize) && prepared.allSatisfy { $0.prepares.count <= 2 * config.f }
+        case .viewChange(_, _, _, let proof, let prepared, let executed):
+            return proof.count <= config.quorum && executed.count <= config.quorum && prepared.count <= Int(config.logSize)
+                && prepared.allSatisfy { $0.prepares.count <= 2 * config.f }
         case .newView(_, let vcs, let pps):
             return vcs.count <= config.quorum && pps.count <= Int(config.logSize) && vcs.allSatisfy { withinBounds($0.message) }
         default:
@@ -110,32 +113,46 @@ struct MessageVerifier: Sendable {
         return cert.allSatisfy { signature($0) } ? view : nil
     }
 
-    /// What a valid view-change claims.
+    /// What a valid view-change claims: its stable checkpoint, the last
+    /// block it executed (proved committed), and its prepared certificates.
     struct ViewChangeClaim: Sendable {
         let sender: Int
         let view: UInt64
         let stableSeq: UInt64
+        let executed: UInt64
         let prepared: [PreparedCertificate]
+        /// Everything up to here is committed (and fetched by state transfer).
+        var base: UInt64 { max(stableSeq, executed) }
     }
 
     /// A view-change's content: its stable checkpoint (sequence 0 with the
     /// genesis digest, or a checkpoint sequence proved by 2f+1 signed
-    /// checkpoints) and each prepared certificate above it — at most one per
-    /// sequence, within `logSize` of the checkpoint, from a view before the
-    /// new one, the pre-prepare signed by that view's primary with a block
-    /// matching its digest, and 2f prepares of that same view, sequence and
-    /// digest from distinct backups. Structure first, then signatures.
-    /// The outer signature is `admit`'s.
+    /// checkpoints), the commit certificate of its last executed block (none,
+    /// or 2f+1 distinct members' commits of one view for one sequence and
+    /// digest), and each prepared certificate above both — at most one per
+    /// sequence, within `logSize`, from a view before the new one, the
+    /// pre-prepare signed by that view's primary with a block matching its
+    /// digest, and 2f prepares of that same view, sequence and digest from
+    /// distinct backups. Structure first, then signatures. The outer
+    /// signature is `admit`'s.
     mutating func viewChange(_ m: SignedMessage) -> ViewChangeClaim? {
-        guard case .viewChange(let nv, let le, let ed, let proof, let prepared) = m.message, withinBounds(m.message) else { return nil }
+        guard case .viewChange(let nv, let le, let ed, let proof, let prepared, let executedProof) = m.message, withinBounds(m.message) else { return nil }
         if le == 0 {
             guard proof.isEmpty, ed == PBFTReplica.genesisDigest else { return nil }
         } else {
             guard le % config.checkpointInterval == 0 else { return nil }
         }
+        var executed: UInt64 = 0
+        var executedDigest: [UInt8] = []
+        if let first = executedProof.first {
+            guard case .commit(_, let s, let d) = first.message, s > 0 else { return nil }
+            executed = s
+            executedDigest = d
+        }
+        let base = max(le, executed)
         var seqs = Set<UInt64>()
         for p in prepared {
-            guard case .prePrepare(let pv, let ps, let pd, let payload) = p.prePrepare.message, pv < nv, ps > le, ps - le <= config.logSize,
+            guard case .prePrepare(let pv, let ps, let pd, let payload) = p.prePrepare.message, pv < nv, ps > base, ps - base <= config.logSize,
                 seqs.insert(ps).inserted, p.prePrepare.sender == config.primary(of: pv), p.prepares.count == 2 * config.f,
                 Set(p.prepares.map(\.sender)).count == p.prepares.count
             else { return nil }
@@ -145,10 +162,11 @@ struct MessageVerifier: Sendable {
             guard Digest.sha256(payload) == pd else { return nil }
         }
         if le > 0 && !checkpointProof(seq: le, digest: ed, proof) { return nil }
+        if executed > 0 && commitCertificate(seq: executed, digest: executedDigest, executedProof) == nil { return nil }
         for p in prepared {
             guard signature(p.prePrepare), p.prepares.allSatisfy({ signature($0) }) else { return nil }
         }
-        return ViewChangeClaim(sender: m.sender, view: nv, stableSeq: le, prepared: prepared)
+        return ViewChangeClaim(sender: m.sender, view: nv, stableSeq: le, executed: executed, prepared: prepared)
     }
 
     /// A block a new view re-issues at `seq` (null: nothing prepared there).
@@ -159,12 +177,16 @@ struct MessageVerifier: Sendable {
     }
 
     /// Castro–Liskov's new-view rule over 2f+1 valid view-changes: from the
-    /// highest stable checkpoint among them (`minS`) to the highest prepared
+    /// highest sequence among them known committed (`minS`: a stable
+    /// checkpoint, or an executed block with its commit certificate; below
+    /// it replicas catch up by state transfer) to the highest prepared
     /// sequence, each sequence gets the block prepared in the latest view, or
     /// a null block. Nil if the span exceeds `logSize` (no correct set of
-    /// view-changes spans more).
+    /// view-changes spans more). Safe: a block committed above `minS` was
+    /// prepared by f+1 correct replicas, one of them among any 2f+1, and
+    /// that one executed no further than `minS`, so it carries the certificate.
     func reissue(_ claims: [ViewChangeClaim]) -> (minS: UInt64, items: [Reissue])? {
-        let minS = claims.map(\.stableSeq).max() ?? 0
+        let minS = claims.map(\.base).max() ?? 0
         var best: [UInt64: PreparedCertificate] = [:]
         for c in claims {
             for p in c.prepared where p.seq > minS {
@@ -196,7 +218,7 @@ struct MessageVerifier: Sendable {
             Set(vcs.map(\.sender)).count == vcs.count, withinBounds(m.message)
         else { return nil }
         for vc in vcs {
-            guard case .viewChange(let nv, _, _, _, _) = vc.message, nv == v else { return nil }
+            guard case .viewChange(let nv, _, _, _, _, _) = vc.message, nv == v else { return nil }
         }
         var claims: [ViewChangeClaim] = []
         for vc in vcs {

@@ -31,8 +31,10 @@ extension PBFTCodec {
             return Array(b[i..<(i + n)])
         }
         mutating func uint(_ n: Int) throws -> UInt64 { try take(n).reduce(0) { $0 << 8 | UInt64($1) } }
-        mutating func count(_ minItemBytes: Int) throws -> Int {
+        /// A list length, at most `limit` (network input) and never more than the bytes left could hold.
+        mutating func count(_ minItemBytes: Int, limit: Int = WireLimits.consensusListItems) throws -> Int {
             let c = Int(try uint(4))
+            guard c <= limit else { throw PBFTDecodingError(message: "a list of \(c) items at byte \(i) (limit \(WireLimits.consensusListItems))") }
             guard c <= (b.count - i) / max(1, minItemBytes) else {
                 throw PBFTDecodingError(message: "a list of \(c) items at byte \(i) cannot fit in the \(b.count - i) bytes left (truncated or corrupt)")
             }
@@ -86,7 +88,9 @@ extension PBFTCodec {
                 for _ in 0..<(try r.count(minNestedBytes)) { ps.append(try nested(&r, depth: depth)) }
                 prepared.append(PreparedCertificate(prePrepare: pp, prepares: ps))
             }
-            return .viewChange(newView: nv, stableSeq: ss, stableDigest: sd, checkpointProof: proof, prepared: prepared)
+            var executed: [SignedMessage] = []
+            for _ in 0..<(try r.count(minNestedBytes)) { executed.append(try nested(&r, depth: depth)) }
+            return .viewChange(newView: nv, stableSeq: ss, stableDigest: sd, checkpointProof: proof, prepared: prepared, executedProof: executed)
         case 6:
             let v = try r.uint(8)
             _ = try r.uint(8)
@@ -132,22 +136,22 @@ extension PBFTCodec {
         d.changingView = try r.uint(1) == 1
         d.lastExec = try r.uint(8)
         d.lastExecDigest = try r.take(32)
-        for _ in 0..<(try r.count(minNestedBytes)) { d.lastExecCert.append(try nested(&r, depth: 0)) }
+        for _ in 0..<(try r.count(minNestedBytes, limit: .max)) { d.lastExecCert.append(try nested(&r, depth: 0)) }
         d.stableSeq = try r.uint(8)
         d.stableDigest = try r.take(32)
-        for _ in 0..<(try r.count(minNestedBytes)) { d.stableProof.append(try nested(&r, depth: 0)) }
-        for _ in 0..<(try r.count(40)) { d.executed[try r.uint(8)] = try r.take(32) }
+        for _ in 0..<(try r.count(minNestedBytes, limit: .max)) { d.stableProof.append(try nested(&r, depth: 0)) }
+        for _ in 0..<(try r.count(40, limit: .max)) { d.executed[try r.uint(8)] = try r.take(32) }
         for k in 0..<2 {
-            for _ in 0..<(try r.count(48)) {
+            for _ in 0..<(try r.count(48, limit: .max)) {
                 let key = VoteKey(view: try r.uint(8), seq: try r.uint(8))
                 let x = try r.take(32)
                 if k == 0 { d.prepareVotes[key] = x } else { d.commitVotes[key] = x }
             }
         }
-        for _ in 0..<(try r.count(minNestedBytes)) {
+        for _ in 0..<(try r.count(minNestedBytes, limit: .max)) {
             let pp = try nested(&r, depth: 0)
             var ps: [SignedMessage] = []
-            for _ in 0..<(try r.count(minNestedBytes)) { ps.append(try nested(&r, depth: 0)) }
+            for _ in 0..<(try r.count(minNestedBytes, limit: .max)) { ps.append(try nested(&r, depth: 0)) }
             let c = PreparedCertificate(prePrepare: pp, prepares: ps)
             d.prepared[c.seq] = c
         }

@@ -8,8 +8,14 @@ public indirect enum PBFTMessage: Hashable, Sendable {
     case commit(view: UInt64, seq: UInt64, digest: [UInt8])
     case checkpoint(seq: UInt64, stateDigest: [UInt8])
     /// A replica's move to `newView`: its last stable checkpoint with the 2f+1
-    /// checkpoint messages proving it, and every prepared certificate above it.
-    case viewChange(newView: UInt64, stableSeq: UInt64, stableDigest: [UInt8], checkpointProof: [SignedMessage], prepared: [PreparedCertificate])
+    /// checkpoint messages proving it, the commit certificate of the last
+    /// block it executed (`executedProof`: 2f+1 commits; empty for none), and
+    /// every prepared certificate above both. Blocks up to the executed one
+    /// are committed and fetched by state transfer, so a view-change carries
+    /// only the few blocks still in flight and fits a packet under load.
+    case viewChange(
+        newView: UInt64, stableSeq: UInt64, stableDigest: [UInt8], checkpointProof: [SignedMessage], prepared: [PreparedCertificate],
+        executedProof: [SignedMessage] = [])
     /// The new primary's proof of 2f+1 view changes and the pre-prepares it re-issues.
     case newView(view: UInt64, viewChanges: [SignedMessage], prePrepares: [SignedMessage])
 
@@ -101,8 +107,9 @@ public enum PBFTCodec {
     }
 
     /// Format version of `ConsensusMessage` (2: pre-prepare blocks are
-    /// signed through their digest).
-    static let version: UInt8 = 2
+    /// signed through their digest; 3: view-changes carry the commit
+    /// certificate of the sender's last executed block).
+    static let version: UInt8 = 3
 
     /// The bytes a sender signs: group, sender and the message, with every
     /// pre-prepare's block (its length and bytes) left out. The digest stands
@@ -135,7 +142,7 @@ public enum PBFTCodec {
             w.u64(v); w.u64(s); w.digest(d)
         case .checkpoint(let s, let d):
             w.u64(0); w.u64(s); w.digest(d)
-        case .viewChange(let nv, let le, let ed, let cert, let prepared):
+        case .viewChange(let nv, let le, let ed, let cert, let prepared, let executed):
             w.u64(nv); w.u64(le); w.digest(ed)
             w.u32(cert.count)
             for c in cert { signed(c, into: &w) }
@@ -145,6 +152,8 @@ public enum PBFTCodec {
                 w.u32(p.prepares.count)
                 for x in p.prepares { signed(x, into: &w) }
             }
+            w.u32(executed.count)
+            for c in executed { signed(c, into: &w) }
         case .newView(let v, let vcs, let pps):
             w.u64(v); w.u64(0)
             w.u32(vcs.count)

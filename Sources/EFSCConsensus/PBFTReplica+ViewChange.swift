@@ -49,8 +49,8 @@ extension PBFTReplica {
             return
         }
         viewChanges[m.sender] = (nv, m)
-        // 2f+1 replicas proved a later stable checkpoint: catch up by state transfer.
-        if claim.stableSeq > durable.lastExec { requestSync(hint: m.sender, &out) }
+        // A later stable checkpoint or committed block is proved: catch up by state transfer.
+        if claim.base > durable.lastExec { requestSync(hint: m.sender, &out) }
         // f+1 replicas want a later view: join the smallest of them (not
         // moved by one faulty replica's view-change spam).
         let later = viewChanges.values.filter { $0.view > durable.view }

@@ -240,7 +240,7 @@ public struct PBFTReplica: Sendable {
         case .prepare(let v, let s, let d): onPrepare(m, v, s, d, &out)
         case .commit(let v, let s, let d): onCommit(m, v, s, d, &out)
         case .checkpoint(let s, _): onCheckpoint(m, s, &out)
-        case .viewChange(let nv, _, _, _, _): onViewChange(m, nv, &out)
+        case .viewChange(let nv, _, _, _, _, _): onViewChange(m, nv, &out)
         case .newView(let v, _, let pps): onNewView(m, v, pps, &out)
         }
     }

@@ -102,10 +102,18 @@ struct SafetyRules: Sendable {
     }
 
     /// The view-change for the view this replica is changing to, rebuilt
-    /// from durable state (the same content after a restart).
+    /// from durable state (the same content after a restart): the stable
+    /// checkpoint, the commit certificate of the last executed block it
+    /// holds one for, and the prepared certificates above both.
     func currentViewChange(_ d: PBFTDurableState) -> SignedMessage {
-        let prepared = d.prepared.filter { $0.key > d.stableSeq && $0.key <= highWater(d) }.sorted { $0.key < $1.key }.map(\.value)
-        return sign(.viewChange(newView: d.view, stableSeq: d.stableSeq, stableDigest: d.stableDigest, checkpointProof: d.stableProof, prepared: prepared))
+        var executed: UInt64 = 0
+        if case .commit(_, let s, _)? = d.lastExecCert.first?.message, d.lastExecCert.count >= config.quorum { executed = s }
+        let base = max(d.stableSeq, executed)
+        let prepared = d.prepared.filter { $0.key > base && $0.key - base <= config.logSize }.sorted { $0.key < $1.key }.map(\.value)
+        return sign(
+            .viewChange(
+                newView: d.view, stableSeq: d.stableSeq, stableDigest: d.stableDigest, checkpointProof: d.stableProof, prepared: prepared,
+                executedProof: executed > 0 ? Array(d.lastExecCert.prefix(config.quorum)) : []))
     }
 
     /// The new-view, as primary of the view being changed to, over exactly

@@ -111,6 +111,12 @@ public final class GroupRunner: @unchecked Sendable {
         if durable.lastExec < ledger.height {
             durable.lastExec = ledger.height
             durable.lastExecDigest = ledger.lastHash
+            // Its commit certificate, as the block stores it (a view-change carries it).
+            let l = ledger
+            if let b = try l.block(at: l.height) {
+                let m = PBFTMessage.commit(view: b.certificateView, seq: b.header.height, digest: l.lastHash)
+                durable.lastExecCert = b.certificate.map { SignedMessage(sender: $0.replica, message: m, signature: $0.signature) }
+            }
         }
         replica = PBFTReplica(
             config: pc, me: config.index, authenticator: Ed25519Authenticator(secret: config.secretKey, members: config.members.map(\.publicKey)),

@@ -91,13 +91,52 @@ import Testing
     @Test func newViewDroppingPreparedBlocksIsRefused() {
         // n = 7 (f = 2): replica 0 crashes, so the view passes to replica 1, the adversary.
         let sim = PBFTSimulation.scenario(.omittedPrepared, seed: 3, n: 7, byzantine: 1)
+        // Commits are held back while the primary crashes, so blocks are
+        // prepared but not committed when the view changes.
         sim.onTick = { s in
-            if s.now == 40 { s.replicas[0] = nil }
+            if s.now == 40 { s.dropKind = 3 }
+            if s.now == 42 { s.replicas[0] = nil }
+            if s.now == 80 { s.dropKind = nil }
             if s.now == 400 { s.replicas[0] = s.makeReplica(0) }
         }
         #expect(run(sim, ticks: 450) == nil)
         #expect((sim.rejections[.badNewView] ?? 0) > 0, "\(sim.rejections)")
         let others = (2..<7).compactMap { sim.replicas[$0]?.view }
         #expect(others.count == 5 && others.allSatisfy { $0 >= 2 }, "\(others)")
+    }
+
+    /// A silent primary under load: replicas have executed many large blocks
+    /// above their stable checkpoint. Their view-changes carry the commit
+    /// certificate of the last executed block and only the blocks above it,
+    /// so each fits the broker's packet; the others change view and go on.
+    @Test func viewChangesUnderLoadFitAPacket() {
+        let sim = PBFTSimulation(seed: 11, n: 4)
+        sim.byzantine = nil
+        sim.dropRate = 0
+        sim.dupRate = 0
+        sim.maxDelay = 1
+        sim.noCrashes = true
+        sim.blockPadding = 300_000
+        // The primary stops just before a checkpoint: 7 large blocks executed
+        // above the stable one.
+        var heightAtCrash: UInt64 = 0
+        var preparedAbove = 0
+        sim.onTick = { s in
+            guard s.replicas[0] != nil, s.height(0) >= 15, s.height(0) % 8 == 7 else { return }
+            heightAtCrash = s.height(1)
+            let r = s.replicas[1]!
+            preparedAbove = r.durable.prepared.filter { $0.key > r.stableCheckpoint }.reduce(0) { $0 + $1.value.payload.count }
+            s.replicas[0] = nil
+        }
+        for _ in 0..<300 { sim.stepTick() }
+        #expect(sim.violation == nil, "\(sim.violation ?? "")")
+        // What a view-change carrying every prepared block above the stable
+        // checkpoint would have been: more than a packet.
+        #expect(preparedAbove > WireLimits.packetBytes, "\(preparedAbove)")
+        let views = (1..<4).compactMap { sim.replicas[$0]?.view }
+        #expect(views.count == 3 && views.allSatisfy { $0 >= 1 }, "\(views)")
+        #expect(sim.largestViewChange > 0 && sim.largestViewChange < WireLimits.packetBytes, "\(sim.largestViewChange)")
+        // Blocks kept committing in the new view.
+        #expect((1..<4).allSatisfy { sim.height($0) > heightAtCrash + 3 }, "\(heightAtCrash) → \((1..<4).map { sim.height($0) })")
     }
 }

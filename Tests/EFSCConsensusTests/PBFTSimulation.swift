@@ -57,7 +57,7 @@ struct SimBlock {
     }
 
     init?(_ b: [UInt8]) {
-        guard b.count > Self.header, b.count < 1024 else { return nil }
+        guard b.count > Self.header, b.count < 1 << 20 else { return nil }
         parent = Array(b[0..<32])
         stateRoot = Array(b[32..<64])
         anchor = b[64..<72].reduce(0) { $0 << 8 | UInt64($1) }
@@ -171,6 +171,10 @@ final class PBFTSimulation: @unchecked Sendable {
     }
 
     var noCrashes = false
+    /// Bytes of filler in each honest proposal (blocks under load).
+    var blockPadding = 0
+    /// Largest view-change an honest replica sent, in wire bytes.
+    var largestViewChange = 0
     /// Called at the start of every tick (scenarios crash or restart replicas here).
     var onTick: ((PBFTSimulation) -> Void)?
 
@@ -217,7 +221,9 @@ final class PBFTSimulation: @unchecked Sendable {
 
     func proposal(_ i: Int, seq: UInt64, view: UInt64) -> [UInt8] {
         let parent = tip(i, seq - 1) ?? (PBFTReplica.genesisDigest, PBFTReplica.genesisDigest, 0)
-        return SimBlock(parent: parent.digest, stateRoot: parent.root, anchor: max(parent.anchor, identityHeight), text: Array("block-\(seq)-v\(view)-\(rng.next() % 1000)".utf8)).bytes
+        return SimBlock(
+            parent: parent.digest, stateRoot: parent.root, anchor: max(parent.anchor, identityHeight),
+            text: Array("block-\(seq)-v\(view)-\(rng.next() % 1000)".utf8) + [UInt8](repeating: 0x2e, count: blockPadding)).bytes
     }
 
     /// A faulty block for the adversary (from the Byzantine replica's ledger).
@@ -237,7 +243,11 @@ final class PBFTSimulation: @unchecked Sendable {
 
     // MARK: network
 
+    /// Consensus messages of this kind are dropped (scenarios hold back commits).
+    var dropKind: UInt8?
+
     func send(from: Int, to: Int, _ e: Envelope) {
+        if let k = dropKind, case .message(let m) = e, m.message.kind == k { return }
         if chaos {
             if rng.chance(dropRate) { return }
             if let p = partition, p.contains(from) != p.contains(to) { return }
@@ -259,6 +269,7 @@ final class PBFTSimulation: @unchecked Sendable {
                 persistedHere = s
             case .broadcast(let m):
                 if i != byzantine { checkPersistedBeforeSent(i, m, persistedHere) }
+                if i != byzantine, case .viewChange = m.message { largestViewChange = max(largestViewChange, PBFTCodec.encode(group: config.group, m).count) }
                 for j in 0..<n where j != i { send(from: i, to: j, .message(outgoing(i, m, to: j))) }
             case .send(let to, let m):
                 send(from: i, to: to, .message(outgoing(i, m, to: to)))
