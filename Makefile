@@ -65,8 +65,9 @@ fuzz-seeds: deps
 	$(SWIFT) build --build-tests $(TEST_FLAGS)
 	EFSC_WRITE_FUZZ_SEEDS=1 $(SWIFT) test --skip-build $(TEST_FLAGS) --disable-xctest --filter FuzzCorpusTests
 
-# A long consensus simulation: SEEDS runs for n=4 (plus n=7 and n=10 shares).
-SEEDS ?= 100000
+# A long consensus simulation: SEEDS runs for n=4 (plus n=7 and n=10 shares),
+# both with network faults and with the adversary crafting attacks.
+SEEDS ?= 10000
 sim: deps
 	$(SWIFT) build --build-tests $(TEST_FLAGS)
 	EFSC_SIM_SEEDS=$(SEEDS) $(SWIFT) test --skip-build $(TEST_FLAGS) --disable-xctest --filter PBFTSimulationTests
