@@ -217,13 +217,14 @@ extension NetworkSuites {
         _ = try converged(dir, nodes: ["node1", "node2", "node3"], min: 2, timeout: 40)
     }
 
-    /// node4's process replaced by a Byzantine program holding node4's real
-    /// key (`efsc devnet byzantine`), sending every crafted attack — the
+    /// node1's process — the primary of view 0 — replaced by a Byzantine
+    /// program holding node1's real key (`efsc devnet byzantine`), sending
+    /// every crafted attack while load runs: bad blocks as primary, the
     /// new-view for 2⁶⁴−1 with fabricated view-changes, foreign
-    /// certificates, digest floods, heavy replays, bad blocks — while load
-    /// runs: the three honest nodes stay up, commit everything, agree on the
-    /// block hashes, and log the refusals by reason.
-    @Test func aByzantineNodeWithARealKeyCannotForkCrashOrStallTheOthers() throws {
+    /// certificates, digest floods, heavy replays. The three honest nodes
+    /// refuse its blocks, change view away from it, stay up, commit
+    /// everything, agree on the block hashes, and log the refusals by reason.
+    @Test func aByzantinePrimaryWithARealKeyCannotForkCrashOrStallTheOthers() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-byz-\(UUID().uuidString.prefix(8))").path
         defer {
             _ = try? efsc(["devnet", "down", "--dir", dir])
@@ -234,14 +235,14 @@ extension NetworkSuites {
         #expect(up.code == 0, "\(up.out)")
         let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
         let broker = "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)"
-        let honest = ["node1", "node2", "node3"]
-        #expect(try efsc(["devnet", "stop-node", "--dir", dir, "node4"]).code == 0)
+        let honest = ["node2", "node3", "node4"]
+        #expect(try efsc(["devnet", "stop-node", "--dir", dir, "node1"]).code == 0)
         // A running node cannot be replaced.
-        #expect(try efsc(["devnet", "byzantine", "--dir", dir, "--seconds", "1", "node1"]).code == 1)
+        #expect(try efsc(["devnet", "byzantine", "--dir", dir, "--seconds", "1", "node2"]).code == 1)
         let out = dir + "/byzantine.out"
-        let byz = try ChildProcess(path: CLITests.binary, arguments: ["devnet", "byzantine", "--dir", dir, "--seconds", "12", "--json", "node4"], outputPath: out)
+        let byz = try ChildProcess(path: CLITests.binary, arguments: ["devnet", "byzantine", "--dir", dir, "--seconds", "15", "--json", "node1"], outputPath: out)
         // Load while it attacks: all of it commits on the three honest nodes.
-        let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "5", "--json"])
+        let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "5", "--drain", "60", "--json"])
         #expect(load.json?["committed"]?.intValue == 200, "\(load.out)")
         if !byz.wait(timeout: 60) {
             byz.terminate(grace: 2)
@@ -249,18 +250,23 @@ extension NetworkSuites {
         }
         let report = try JSONParser.parse(try String(contentsOfFile: out, encoding: .utf8))
         #expect((report["observed"]?.intValue ?? 0) > 0, "\(report)")
-        for a in ["fabricated-view-changes", "far-views", "foreign-certificates", "digest-flood", "heavy-replay"] {
+        for a in ["bad-blocks", "fabricated-view-changes", "far-views", "foreign-certificates", "digest-flood", "heavy-replay"] {
             #expect((report["sent"]?[a]?.intValue ?? 0) > 0, "\(a): \(report)")
         }
         // Still up, still committing after the attack, and in agreement.
         let after = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "20", "--seconds", "1", "--json"])
         #expect(after.json?["committed"]?.intValue == 20, "\(after.out)")
         let s = try converged(dir, nodes: honest, min: 2)
-        for n in honest { #expect(s[n]?["running"]?.boolValue == true, "\(n) is not running") }
+        for n in honest {
+            #expect(s[n]?["running"]?.boolValue == true, "\(n) is not running")
+            #expect(transaction(s, n).view >= 1, "\(n) did not leave the Byzantine primary's view")
+        }
         // Each honest node refused the attack by reason, and none halted.
         for n in honest {
             let log = (try? String(contentsOfFile: "\(dir)/\(n)/node.log", encoding: .utf8)) ?? ""
-            #expect(log.contains("refused (out-of-range)") && log.contains("refused (bad-new-view)"), "\(n): \(log.suffix(2000))")
+            for reason in ["bad-proposal", "out-of-range", "bad-new-view"] {
+                #expect(log.contains("refused (\(reason))"), "\(n) logged no \(reason): \(log.suffix(2000))")
+            }
             #expect(!log.contains("FATAL") && !log.contains("DIVERGENCE"), "\(n): \(log.suffix(2000))")
         }
     }
