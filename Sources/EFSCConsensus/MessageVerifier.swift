@@ -120,6 +120,10 @@ struct MessageVerifier: Sendable {
         let view: UInt64
         let stableSeq: UInt64
         let executed: UInt64
+        /// The executed block's digest, and its commit certificate with the view it was committed in.
+        let executedDigest: [UInt8]
+        let executedProof: [SignedMessage]
+        let executedView: UInt64
         let prepared: [PreparedCertificate]
         /// Everything up to here is committed (and fetched by state transfer).
         var base: UInt64 { max(stableSeq, executed) }
@@ -144,10 +148,12 @@ struct MessageVerifier: Sendable {
         }
         var executed: UInt64 = 0
         var executedDigest: [UInt8] = []
+        var executedView: UInt64 = 0
         if let first = executedProof.first {
-            guard case .commit(_, let s, let d) = first.message, s > 0 else { return nil }
+            guard case .commit(let v, let s, let d) = first.message, s > 0 else { return nil }
             executed = s
             executedDigest = d
+            executedView = v
         }
         let base = max(le, executed)
         var seqs = Set<UInt64>()
@@ -166,7 +172,9 @@ struct MessageVerifier: Sendable {
         for p in prepared {
             guard signature(p.prePrepare), p.prepares.allSatisfy({ signature($0) }) else { return nil }
         }
-        return ViewChangeClaim(sender: m.sender, view: nv, stableSeq: le, executed: executed, prepared: prepared)
+        return ViewChangeClaim(
+            sender: m.sender, view: nv, stableSeq: le, executed: executed, executedDigest: executedDigest, executedProof: executedProof,
+            executedView: executedView, prepared: prepared)
     }
 
     /// A block a new view re-issues at `seq` (null: nothing prepared there).
@@ -213,7 +221,7 @@ struct MessageVerifier: Sendable {
     /// view-changes for that view from distinct members, each signed and
     /// valid, and exactly the pre-prepares they determine, signed by the
     /// primary with blocks matching their digests. Nil if any part fails.
-    mutating func newView(_ m: SignedMessage) -> (minS: UInt64, items: [Reissue])? {
+    mutating func newView(_ m: SignedMessage) -> (minS: UInt64, items: [Reissue], claims: [ViewChangeClaim])? {
         guard case .newView(let v, let vcs, let pps) = m.message, m.sender == config.primary(of: v), vcs.count == config.quorum,
             Set(vcs.map(\.sender)).count == vcs.count, withinBounds(m.message)
         else { return nil }
@@ -232,6 +240,6 @@ struct MessageVerifier: Sendable {
             else { return nil }
         }
         guard pps.allSatisfy({ signature($0) }) else { return nil }
-        return (minS, items)
+        return (minS, items, claims)
     }
 }

@@ -49,6 +49,7 @@ extension PBFTReplica {
             return
         }
         viewChanges[m.sender] = (nv, m)
+        adoptCommitted([claim], &out)
         // A later stable checkpoint or committed block is proved: catch up by state transfer.
         if claim.base > durable.lastExec { requestSync(hint: m.sender, &out) }
         // f+1 replicas want a later view: join the smallest of them (not
@@ -78,6 +79,7 @@ extension PBFTReplica {
             let (nv, pps) = rules.newView(viewChanges: chosen, reissue: items, &durable, &out)
         else { return }
         myNewView = nv
+        adoptCommitted(claims, &out)
         enterView(v, minS: minS, pps, &out)
     }
 
@@ -87,13 +89,32 @@ extension PBFTReplica {
             reject(m, .badNewView, "new-view for view \(v) from replica \(m.sender), not its primary", &out)
             return
         }
-        guard let (minS, _) = verifier.newView(m) else {
+        guard let (minS, _, claims) = verifier.newView(m) else {
             verifier.refuse(m)
             reject(m, .badNewView, "new-view for view \(v) without 2f+1 valid view-changes for it, or with pre-prepares they do not determine", &out)
             return
         }
         myNewView = m
+        adoptCommitted(claims, &out)
         enterView(v, minS: minS, pps, &out)
+    }
+
+    /// A view-change proves a block committed (its sender's last executed
+    /// block, with 2f+1 commits): if this replica prepared that very block,
+    /// it commits it from that certificate. Blocks up to a new view's start
+    /// are fetched by state transfer, and the f+1 correct replicas among the
+    /// certificate's signers, which prepared the block (and so executed its
+    /// parent), may have no one else to fetch it from.
+    mutating func adoptCommitted(_ claims: [MessageVerifier.ViewChangeClaim], _ out: inout [PBFTAction]) {
+        var adopted = false
+        for c in claims where c.executed > durable.lastExec && c.executed <= durable.lastExec + syncReach && ready[c.executed] == nil {
+            guard let p = durable.prepared[c.executed], p.digest == c.executedDigest else { continue }
+            ready[c.executed] = CommittedBlock(seq: c.executed, view: c.executedView, digest: p.digest, payload: p.payload, certificate: c.executedProof)
+            adopted = true
+        }
+        guard adopted else { return }
+        executeReady(&out)
+        if ready.keys.contains(where: { $0 > durable.lastExec + 1 }) && ready[durable.lastExec + 1] == nil { requestSync(hint: nil, &out) }
     }
 
     mutating func enterView(_ v: UInt64, minS: UInt64, _ pps: [SignedMessage], _ out: inout [PBFTAction]) {
