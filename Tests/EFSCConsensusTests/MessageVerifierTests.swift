@@ -153,4 +153,29 @@ import Testing
         var r2 = replica(1)
         #expect(rejections(r2.step(.message(sign(0, .prePrepare(view: 0, seq: 1, digest: PBFTReplica.nullDigest, payload: []))))) == [.badProposal])
     }
+
+    /// A block this replica prepared but saw no commit quorum for, proved
+    /// committed by the commit certificate a view-change carries, is
+    /// committed from it: if only a faulty replica executed it, a new view
+    /// starting above it would leave no correct replica to fetch it from
+    /// (found by `make sim`, adversarial seed 10002603).
+    @Test func aViewChangeProvingABlockCommittedLetsItsPreparersCommitIt() {
+        var r = replica(1)
+        let payload = Array("block one".utf8)
+        let d = Digest.sha256(payload)
+        _ = r.step(.message(sign(0, .prePrepare(view: 0, seq: 1, digest: d, payload: payload))))
+        _ = r.step(.message(sign(2, .prepare(view: 0, seq: 1, digest: d))))
+        _ = r.step(.message(sign(3, .prepare(view: 0, seq: 1, digest: d))))
+        #expect(r.durable.prepared[1]?.digest == d && r.lastExecuted == 0)
+        let cert = [0, 2, 3].map { sign($0, .commit(view: 0, seq: 1, digest: d)) }
+        let vc = sign(0, .viewChange(newView: 1, stableSeq: 0, stableDigest: PBFTReplica.genesisDigest, checkpointProof: [], prepared: [], executedProof: cert))
+        let out = r.step(.message(vc))
+        #expect(rejections(out).isEmpty)
+        #expect(out.contains { if case .commit(let b) = $0 { b.seq == 1 && b.payload == payload } else { false } })
+        #expect(r.lastExecuted == 1)
+        // A certificate for a block it did not prepare commits nothing.
+        var other = replica(2)
+        _ = other.step(.message(vc))
+        #expect(other.lastExecuted == 0)
+    }
 }
