@@ -37,6 +37,12 @@ public final class BrokerProcess: @unchecked Sendable {
         var out: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             var l = String(line).replacingOccurrences(of: "@DIR@", with: dir)
+            if l.contains("@DYNSEC@") {
+                guard let plugin = DynamicSecurity.pluginPath() else {
+                    throw BrokerError(message: "\(template) needs Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so), which is not installed")
+                }
+                l = l.replacingOccurrences(of: "@DYNSEC@", with: plugin)
+            }
             if l.hasPrefix("listener ") {
                 listeners += 1
                 if listeners == 1 {
