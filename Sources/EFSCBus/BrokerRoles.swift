@@ -1,0 +1,69 @@
+/// The access model of topics.md (its ACL column) as dynamic-security roles,
+/// in one place: what every account may do, what a node, a TCC and a
+/// party may do besides, and what each account may do on topics that name
+/// it (its reply topic, its presence, a party's channel halves) — a role of
+/// its own, as Mosquitto 2.0's plugin has no `%u` patterns.
+public enum BrokerRoles {
+    public enum Kind: String, Sendable, CaseIterable {
+        case node, tcc, party, observer
+    }
+
+    public static let everyoneRole = "efsc-everyone"
+    public static func role(_ kind: Kind) -> String { "efsc-\(kind.rawValue)" }
+    public static func ownRole(_ account: String) -> String { "efsc-own-\(account)" }
+
+    /// Every account: submit transactions, query, read blocks, chain and
+    /// TCC status, and everyone's presence.
+    public static let everyone: [BrokerACL] =
+        BrokerACL.write("efsc/v1/chain/+/tx") + BrokerACL.write("efsc/v1/query/#") + BrokerACL.read("efsc/v1/chain/+/blocks/+")
+        + BrokerACL.read("efsc/v1/chain/+/status/+") + BrokerACL.read("efsc/v1/tcc/status/+") + BrokerACL.read("efsc/v1/presence/+")
+
+    /// What a kind of account may do besides.
+    public static func acls(_ kind: Kind) -> [BrokerACL] {
+        switch kind {
+        case .node:
+            // Consensus, direct messages, sync, blocks, status and the
+            // transaction topics; queries (also through their shared
+            // subscription); replies to anyone; channel-control events.
+            return BrokerACL.readWrite("efsc/v1/chain/#") + BrokerACL.read("efsc/v1/query/#") + BrokerACL.read("$share/+/efsc/v1/query/#")
+                + BrokerACL.write("efsc/v1/reply/+") + BrokerACL.write("efsc/v1/tcc/control/+")
+        case .tcc:
+            return BrokerACL.read("efsc/v1/tcc/control/+") + BrokerACL.read("$share/+/efsc/v1/tcc/control/+")
+                + BrokerACL.read("efsc/v1/channel/+/party/+/up") + BrokerACL.write("efsc/v1/channel/+/party/+/down") + BrokerACL.write("efsc/v1/reply/+")
+        case .party, .observer:
+            return []
+        }
+    }
+
+    /// What `account` may do on topics that name it.
+    public static func own(_ account: String, _ kind: Kind) -> [BrokerACL] {
+        var acls = BrokerACL.read("efsc/v1/reply/\(account)") + BrokerACL.write("efsc/v1/presence/\(account)")
+        if kind == .party {
+            acls += BrokerACL.write("efsc/v1/channel/+/party/\(account)/up") + BrokerACL.read("efsc/v1/channel/+/party/\(account)/down")
+        }
+        if kind == .tcc { acls += BrokerACL.write("efsc/v1/tcc/status/\(account)") }
+        return acls
+    }
+}
+
+extension DynamicSecurity {
+    /// Creates the shared roles (once per broker configuration).
+    public func installRoles() async throws {
+        try await createRole(BrokerRoles.everyoneRole, BrokerRoles.everyone)
+        for k in [BrokerRoles.Kind.node, .tcc] { try await createRole(BrokerRoles.role(k), BrokerRoles.acls(k)) }
+    }
+
+    /// An account of `kind` with its own role: usable at once, no restart.
+    public func addAccount(_ name: String, password: String, kind: BrokerRoles.Kind) async throws {
+        try await createRole(BrokerRoles.ownRole(name), BrokerRoles.own(name, kind))
+        var roles = [BrokerRoles.everyoneRole, BrokerRoles.ownRole(name)]
+        if kind == .node || kind == .tcc { roles.append(BrokerRoles.role(kind)) }
+        try await createClient(name, password: password, roles: roles)
+    }
+
+    /// Removes an account: its clients are disconnected at once and refused from then on.
+    public func removeAccount(_ name: String) async throws {
+        try await deleteClient(name)
+        try await deleteRole(BrokerRoles.ownRole(name))
+    }
+}
