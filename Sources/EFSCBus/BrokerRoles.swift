@@ -15,8 +15,8 @@ public enum BrokerRoles {
     /// Every account: submit transactions, query, read blocks, chain and
     /// TCC status, and everyone's presence.
     public static let everyone: [BrokerACL] =
-        BrokerACL.write("efsc/v1/chain/+/tx") + BrokerACL.write("efsc/v1/query/#") + BrokerACL.read("efsc/v1/chain/+/blocks/+")
-        + BrokerACL.read("efsc/v1/chain/+/status/+") + BrokerACL.read("efsc/v1/tcc/status/+") + BrokerACL.read("efsc/v1/presence/+")
+        BrokerACL.write(Topics.tx("+")) + BrokerACL.write(Topics.queryAll) + BrokerACL.read(Topics.blocks("+", node: "+"))
+        + BrokerACL.read(Topics.status("+", node: "+")) + BrokerACL.read(Topics.tccStatus("+")) + BrokerACL.read(Topics.presenceAll)
 
     /// What a kind of account may do besides.
     public static func acls(_ kind: Kind) -> [BrokerACL] {
@@ -25,11 +25,11 @@ public enum BrokerRoles {
             // Consensus, direct messages, sync, blocks, status and the
             // transaction topics; queries (also through their shared
             // subscription); replies to anyone; channel-control events.
-            return BrokerACL.readWrite("efsc/v1/chain/#") + BrokerACL.read("efsc/v1/query/#") + BrokerACL.read("$share/+/efsc/v1/query/#")
-                + BrokerACL.write("efsc/v1/reply/+") + BrokerACL.write("efsc/v1/tcc/control/+")
+            return BrokerACL.readWrite(Topics.chainAll) + BrokerACL.read(Topics.queryAll) + BrokerACL.read("$share/+/" + Topics.queryAll)
+                + BrokerACL.write(Topics.replyAll) + BrokerACL.write(Topics.tccControlAll)
         case .tcc:
-            return BrokerACL.read("efsc/v1/tcc/control/+") + BrokerACL.read("$share/+/efsc/v1/tcc/control/+")
-                + BrokerACL.read("efsc/v1/channel/+/party/+/up") + BrokerACL.write("efsc/v1/channel/+/party/+/down") + BrokerACL.write("efsc/v1/reply/+")
+            return BrokerACL.read(Topics.tccControlAll) + BrokerACL.read("$share/+/" + Topics.tccControlAll)
+                + BrokerACL.read(Topics.channelUpAll()) + BrokerACL.write(Topics.channelDownAll) + BrokerACL.write(Topics.replyAll)
         case .party, .observer:
             return []
         }
@@ -37,11 +37,11 @@ public enum BrokerRoles {
 
     /// What `account` may do on topics that name it.
     public static func own(_ account: String, _ kind: Kind) -> [BrokerACL] {
-        var acls = BrokerACL.read("efsc/v1/reply/\(account)") + BrokerACL.write("efsc/v1/presence/\(account)")
+        var acls = BrokerACL.read(Topics.reply(clientID: account)) + BrokerACL.write(Topics.presence(account))
         if kind == .party {
-            acls += BrokerACL.write("efsc/v1/channel/+/party/\(account)/up") + BrokerACL.read("efsc/v1/channel/+/party/\(account)/down")
+            acls += BrokerACL.write(Topics.channelUp("+", party: account)) + BrokerACL.read(Topics.channelDown("+", party: account))
         }
-        if kind == .tcc { acls += BrokerACL.write("efsc/v1/tcc/status/\(account)") }
+        if kind == .tcc { acls += BrokerACL.write(Topics.tccStatus(account)) }
         return acls
     }
 }

@@ -51,6 +51,14 @@ public enum Topics {
     // Liveness (will messages).
     public static func presence(_ clientID: String) -> String { "\(root)/presence/\(clientID)" }
 
+    // Whole families, for access control (`BrokerRoles`).
+    public static let chainAll = "\(root)/chain/#"
+    public static let queryAll = "\(root)/query/#"
+    public static let tccControlAll = "\(root)/tcc/control/+"
+    public static let channelDownAll = "\(root)/channel/+/party/+/down"
+    public static let replyAll = "\(root)/reply/+"
+    public static let presenceAll = "\(root)/presence/+"
+
     /// Every topic pattern with `{placeholders}`, as topics.md lists them.
     public static let catalog: [String] = [
         "efsc/v1/chain/{group}/tx",
