@@ -28,7 +28,7 @@ public final class ByzantineNode: @unchecked Sendable {
     /// Block hashes honest replicas committed, per group and height (from their commits).
     private var committed: [String: [UInt64: [UInt8]]] = [:]
     private var report = Report()
-    private var rng: SplitMix64RNG
+    private var rng: SplitMix64
 
     public init(config: NodeConfig, attacks: [PBFTAttack] = PBFTAttack.allCases, seed: UInt64 = 1) throws {
         self.config = config
@@ -36,7 +36,7 @@ public final class ByzantineNode: @unchecked Sendable {
         var mc = try MQTTConfiguration(url: config.broker, clientID: "\(config.nodeId)-byzantine")
         mc.offlinePolicy = .queue(limit: 10_000)
         client = try MQTTClient(mc)
-        rng = SplitMix64RNG(seed: seed)
+        rng = SplitMix64(seed: seed)
         for g in groups {
             var c = PBFTConfig(group: g, n: config.members.count)
             c.checkpointInterval = UInt64(config.checkpointInterval)
@@ -105,11 +105,4 @@ public final class ByzantineNode: @unchecked Sendable {
         }
         return Block(header: h, transactions: txs).body
     }
-}
-
-/// SplitMix64 as a Swift random number generator.
-struct SplitMix64RNG: RandomNumberGenerator, Sendable {
-    var inner: SplitMix64
-    init(seed: UInt64) { inner = SplitMix64(seed: seed) }
-    mutating func next() -> UInt64 { inner.next() }
 }

@@ -72,10 +72,11 @@ public final class DynamicSecurity: @unchecked Sendable {
     let client: MQTTClient
     let timeout: Double
     private let lock = Lock()
-    private var waiting: CheckedContinuation<[UInt8], Never>?
+    /// Answers received and not yet taken (the plugin answers batches in order).
+    private var answers: [[UInt8]] = []
     private var subscribed = false
 
-    /// `client` is connected with the admin account.
+    /// `client` is connected with the admin account. Batches run one at a time.
     public init(admin client: MQTTClient, timeout: Double = 10) {
         self.client = client
         self.timeout = timeout
@@ -86,31 +87,23 @@ public final class DynamicSecurity: @unchecked Sendable {
     @discardableResult
     public func execute(_ commands: [JSON]) async throws -> [JSON] {
         if !lock.withLock({ subscribed }) {
-            _ = try await client.subscribe(Self.responseTopic, qos: .atLeastOnce) { [weak self] m in self?.answered(m.payload) }
+            _ = try await client.subscribe(Self.responseTopic, qos: .atLeastOnce) { [weak self] m in
+                guard let self else { return }
+                self.lock.withLock { self.answers.append(m.payload) }
+            }
             lock.withLock { subscribed = true }
         }
-        let payload = try JCS.canonicalize(["commands": .array(commands)])
-        let answer: [UInt8] = try await withThrowingTaskGroup(of: [UInt8]?.self) { g in
-            g.addTask {
-                await withCheckedContinuation { c in
-                    self.lock.withLock { self.waiting = c }
-                    Task { try? await self.client.publish(Self.controlTopic, payload: payload, qos: .atLeastOnce) }
-                }
+        try await client.publish(Self.controlTopic, payload: try JCS.canonicalize(["commands": .array(commands)]), qos: .atLeastOnce)
+        let answer: [UInt8]
+        do {
+            answer = try await StateWait.until("an answer on \(Self.responseTopic)", timeout: timeout, every: 0.01) { () -> StateWait.Probe<[UInt8]> in
+                lock.withLock { answers.isEmpty ? .notYet(nil) : .reached(answers.removeFirst()) }
             }
-            g.addTask {
-                try await Task.sleep(nanoseconds: UInt64(self.timeout * 1e9))
-                return nil
-            }
-            let first = try await g.next()!
-            g.cancelAll()
-            if first == nil {
-                // Time out: release the waiter so the other task ends.
-                lock.withLock { () -> CheckedContinuation<[UInt8], Never>? in let w = waiting; waiting = nil; return w }?.resume(returning: [UInt8]())
-            }
-            return first ?? []
+        } catch let e as StateTimeout {
+            throw DynamicSecurityError(code: .timeout, message: "\(e) (is the admin account's role intact?)")
         }
-        guard !answer.isEmpty, let j = try? JSONParser.parse(answer), let rs = j["responses"]?.arrayValue else {
-            throw DynamicSecurityError(code: .timeout, message: "no answer on \(Self.responseTopic) within \(Int(timeout)) s (is the admin account's role intact?)")
+        guard let j = try? JSONParser.parse(answer), let rs = j["responses"]?.arrayValue else {
+            throw DynamicSecurityError(code: .refused, message: "an answer that is not the plugin's JSON")
         }
         for (c, r) in zip(commands, rs) {
             if let e = r["error"]?.stringValue {
@@ -118,10 +111,6 @@ public final class DynamicSecurity: @unchecked Sendable {
             }
         }
         return rs
-    }
-
-    private func answered(_ payload: [UInt8]) {
-        lock.withLock { let w = waiting; waiting = nil; return w }?.resume(returning: payload)
     }
 
     // MARK: accounts and roles

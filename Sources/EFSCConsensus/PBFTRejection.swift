@@ -40,9 +40,11 @@ public enum PBFTValidation: Sendable, Equatable {
     case notYet
 }
 
-/// What `validate` is asked about: the block proposed at `seq` in `view`.
+/// What `validate` is asked about: the block proposed at `seq` in `view`,
+/// whose SHA-256 is `digest` (checked by the replica).
 public struct PBFTProposal: Sendable {
     public let view: UInt64
     public let seq: UInt64
+    public let digest: [UInt8]
     public let payload: [UInt8]
 }

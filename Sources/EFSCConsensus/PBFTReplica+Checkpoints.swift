@@ -73,16 +73,6 @@ extension PBFTReplica {
     /// reply starts at the next one and holds at most `WireLimits.syncBlocks`).
     var syncReach: UInt64 { UInt64(WireLimits.syncBlocks) + config.window }
 
-    /// A valid commit certificate (see `MessageVerifier.commitCertificate`).
-    mutating func validCommitCertificate(seq: UInt64, digest: [UInt8], _ cert: [SignedMessage]) -> Bool {
-        verifier.commitCertificate(seq: seq, digest: digest, cert) != nil
-    }
-
-    /// 2f+1 distinct members' checkpoint messages for (seq, state digest).
-    mutating func validCheckpointProof(seq: UInt64, digest: [UInt8], _ proof: [SignedMessage]) -> Bool {
-        verifier.checkpointProof(seq: seq, digest: digest, proof)
-    }
-
     mutating func acceptSynced(seq: UInt64, payload: [UInt8], cert: [SignedMessage], _ out: inout [PBFTAction]) {
         guard seq > durable.lastExec, seq <= durable.lastExec + syncReach, ready[seq] == nil else { return }
         let d = Digest.sha256(payload)

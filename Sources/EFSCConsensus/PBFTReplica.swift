@@ -306,7 +306,7 @@ public struct PBFTReplica: Sendable {
                 return
             }
         } else if s > durable.lastExec {
-            switch validate(PBFTProposal(view: v, seq: s, payload: p)) {
+            switch validate(PBFTProposal(view: v, seq: s, digest: d, payload: p)) {
             case .valid:
                 break
             case .notYet:

@@ -1,6 +1,6 @@
 /// SplitMix64: a small, fast, seeded generator of well-spread 64-bit values
 /// (Steele, Lea & Flood), for deterministic load and tests. Not for secrets.
-public struct SplitMix64: Sendable {
+public struct SplitMix64: Sendable, RandomNumberGenerator {
     public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }

@@ -10,39 +10,27 @@ extension GroupRunner {
     /// Largest proposed block: `maxBlockBytes` of transactions (with their
     /// length prefixes) plus the header.
     static let maxProposalBytes = maxBlockBytes + 1024
-    /// How far a block's anchor may be above this node's identity height
-    /// and still be waited for (`notYet`); beyond it the block is refused.
-    static let anchorLead = WireLimits.anchorLead
 
-    /// The block proposed at `proposal.seq`: size, encoding, group, height,
-    /// transaction count and sizes, transactions root, proposer of its view,
+    /// The block proposed at `proposal.seq`: its structure (`checkedBlock`),
     /// then — once its parent has executed here — parent hash, the state
     /// root it names (this ledger's root after the parent) and its anchor
     /// (not below the parent's; on the transaction group at most the
-    /// identity height this node committed, waited for within `anchorLead`).
+    /// identity height this node committed, waited for within
+    /// `WireLimits.anchorLead`). A held proposal is asked about again every
+    /// tick; its structure was checked once (`checkedProposal`).
     func judge(_ proposal: PBFTProposal) -> PBFTValidation {
-        let payload = proposal.payload
-        guard payload.count <= Self.maxProposalBytes else { return .invalid("a block of \(payload.count) bytes (limit \(Self.maxProposalBytes))") }
         let b: Block
-        do { b = try Block(decoding: payload) } catch { return .invalid("the block does not decode: \(error)") }
+        if let c = checkedProposal, c.digest == proposal.digest, c.seq == proposal.seq, c.view == proposal.view {
+            b = c.block
+        } else {
+            switch checkedBlock(proposal) {
+            case .failure(let refusal): return .invalid(refusal.reason)
+            case .success(let block):
+                b = block
+                checkedProposal = (proposal.digest, proposal.seq, proposal.view, block)
+            }
+        }
         let h = b.header
-        guard h.group == group else { return .invalid("a block of group \(h.group)") }
-        guard h.height == proposal.seq else { return .invalid("a block of height \(h.height) at sequence \(proposal.seq)") }
-        guard b.transactions.count <= config.maxTransactionsPerBlock else {
-            return .invalid("\(b.transactions.count) transactions (limit \(config.maxTransactionsPerBlock))")
-        }
-        if let big = b.transactions.first(where: { $0.count > WireLimits.transactionBytes }) {
-            return .invalid("a transaction of \(big.count) bytes (limit \(WireLimits.transactionBytes))")
-        }
-        guard h.view <= proposal.view, h.proposer == Int(h.view % UInt64(config.members.count)) else {
-            return .invalid("proposer \(h.proposer) of view \(h.view) is not that view's primary (or the view is after \(proposal.view))")
-        }
-        guard h.transactionsRoot == Block.transactionsRoot(b.transactions) else { return .invalid("the transactions root does not match the transactions") }
-        if group == "identity" {
-            guard h.anchor == 0 else { return .invalid("an identity block with anchor \(h.anchor)") }
-        } else if h.anchor > WireLimits.consensusMaxNumber {
-            return .invalid("anchor \(h.anchor) out of range")
-        }
         // The rest depends on the parent: wait until it has executed here.
         guard deferred.isEmpty, ledger.height + 1 == proposal.seq else { return .notYet }
         guard h.parentHash == ledger.lastHash else { return .invalid("its parent is not block \(ledger.height) (\(Hex.encode(ledger.lastHash).prefix(16))…)") }
@@ -53,11 +41,44 @@ extension GroupRunner {
         if group != "identity" {
             let ih = identityHeight() ?? 0
             if h.anchor > ih {
-                return h.anchor - ih > Self.anchorLead
-                    ? .invalid("anchor \(h.anchor) is more than \(Self.anchorLead) above this node's identity height \(ih)") : .notYet
+                return h.anchor - ih > WireLimits.anchorLead
+                    ? .invalid("anchor \(h.anchor) is more than \(WireLimits.anchorLead) above this node's identity height \(ih)") : .notYet
             }
         }
         return .valid
+    }
+
+    struct ProposalRefusal: Error {
+        let reason: String
+    }
+
+    /// What needs no state: size, encoding, group, height, transaction count
+    /// and sizes, proposer of its view, transactions root, anchor range.
+    func checkedBlock(_ proposal: PBFTProposal) -> Result<Block, ProposalRefusal> {
+        func refuse(_ why: String) -> Result<Block, ProposalRefusal> { .failure(ProposalRefusal(reason: why)) }
+        let payload = proposal.payload
+        guard payload.count <= Self.maxProposalBytes else { return refuse("a block of \(payload.count) bytes (limit \(Self.maxProposalBytes))") }
+        let b: Block
+        do { b = try Block(decoding: payload) } catch { return refuse("the block does not decode: \(error)") }
+        let h = b.header
+        guard h.group == group else { return refuse("a block of group \(h.group)") }
+        guard h.height == proposal.seq else { return refuse("a block of height \(h.height) at sequence \(proposal.seq)") }
+        guard b.transactions.count <= config.maxTransactionsPerBlock else {
+            return refuse("\(b.transactions.count) transactions (limit \(config.maxTransactionsPerBlock))")
+        }
+        if let big = b.transactions.first(where: { $0.count > WireLimits.transactionBytes }) {
+            return refuse("a transaction of \(big.count) bytes (limit \(WireLimits.transactionBytes))")
+        }
+        guard h.view <= proposal.view, h.proposer == Int(h.view % UInt64(config.members.count)) else {
+            return refuse("proposer \(h.proposer) of view \(h.view) is not that view's primary (or the view is after \(proposal.view))")
+        }
+        guard h.transactionsRoot == Block.transactionsRoot(b.transactions) else { return refuse("the transactions root does not match the transactions") }
+        if group == "identity" {
+            guard h.anchor == 0 else { return refuse("an identity block with anchor \(h.anchor)") }
+        } else if h.anchor > WireLimits.consensusMaxNumber {
+            return refuse("anchor \(h.anchor) out of range")
+        }
+        return .success(b)
     }
 
     /// Executes a committed block's transactions on the ledger's state (at

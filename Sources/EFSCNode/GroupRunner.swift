@@ -78,6 +78,9 @@ public final class GroupRunner: @unchecked Sendable {
     /// The anchor of the last committed block (a null block keeps its
     /// parent's): a proposal's anchor may not go below it.
     var lastAnchor: UInt64 = 0
+    /// The last proposal whose block passed the checks that need no state
+    /// (`checkedBlock`), so a held one is not decoded again every tick.
+    var checkedProposal: (digest: [UInt8], seq: UInt64, view: UInt64, block: Block)?
 
     let metrics: NodeMetrics.Group
 

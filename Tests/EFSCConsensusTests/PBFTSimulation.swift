@@ -459,11 +459,10 @@ final class PBFTSimulation: @unchecked Sendable {
 
     /// The adversary's crafted messages of this tick, to every honest replica.
     func attack() {
-        guard attacking, let b = byzantine, var adv = adversary, !attacks.isEmpty, rng.chance(0.3) else { return }
+        guard attacking, let b = byzantine, let adv = adversary, !attacks.isEmpty, rng.chance(0.3) else { return }
         let list = attacks.sorted { $0.rawValue < $1.rawValue }
         let which = list[Int(rng.next() % UInt64(list.count))]
         let msgs = adv.craft(which, rng: &rng) { fault, seq, view in self.faultyBlock(fault, seq: seq, view: view) }
-        adversary = adv
         for m in msgs { for j in 0..<n where j != b { send(from: b, to: j, .message(m)) } }
     }
 

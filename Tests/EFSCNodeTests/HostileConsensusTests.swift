@@ -116,4 +116,9 @@ import Testing
         b.runner.q.sync { b.runner.onTick() }
         #expect(b.fatal.isEmpty)
     }
+
+    /// Every consensus refusal is counted under a reason of its own name.
+    @Test func everyConsensusRefusalHasItsReason() {
+        for r in PBFTRejection.allCases { #expect(Refusals.Reason(rawValue: r.rawValue) != nil, "\(r.rawValue)") }
+    }
 }
