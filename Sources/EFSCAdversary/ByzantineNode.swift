@@ -33,7 +33,9 @@ public final class ByzantineNode: @unchecked Sendable {
     public init(config: NodeConfig, attacks: [PBFTAttack] = PBFTAttack.allCases, seed: UInt64 = 1) throws {
         self.config = config
         self.attacks = attacks
-        var mc = try MQTTConfiguration(url: config.broker, clientID: "\(config.nodeId)-byzantine")
+        // The node's own account (the honest process is stopped): the broker
+        // lets it write only what a node may.
+        var mc = try config.brokerProfile.configuration(fallbackClientID: "\(config.nodeId)-byzantine")
         mc.offlinePolicy = .queue(limit: 10_000)
         client = try MQTTClient(mc)
         rng = SplitMix64(seed: seed)

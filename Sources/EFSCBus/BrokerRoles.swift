@@ -22,10 +22,12 @@ public enum BrokerRoles {
     public static func acls(_ kind: Kind) -> [BrokerACL] {
         switch kind {
         case .node:
-            // Consensus, direct messages, sync, blocks, status and the
-            // transaction topics; queries (also through their shared
-            // subscription); replies to anyone; channel-control events.
-            return BrokerACL.readWrite(Topics.chainAll) + BrokerACL.read(Topics.queryAll) + BrokerACL.read("$share/+/" + Topics.queryAll)
+            // Read every chain topic; write direct messages and sync
+            // requests to any node (a node's own broadcast topics — pbft,
+            // blocks, status — are in its own role); queries (also through
+            // their shared subscription); replies to anyone; channel-control events.
+            return BrokerACL.read(Topics.chainAll) + BrokerACL.write(Topics.direct("+", to: "+")) + BrokerACL.write(Topics.sync("+", node: "+"))
+                + BrokerACL.read(Topics.queryAll) + BrokerACL.read("$share/+/" + Topics.queryAll)
                 + BrokerACL.write(Topics.replyAll) + BrokerACL.write(Topics.tccControlAll)
         case .tcc:
             return BrokerACL.read(Topics.tccControlAll) + BrokerACL.read("$share/+/" + Topics.tccControlAll)
@@ -42,6 +44,11 @@ public enum BrokerRoles {
             acls += BrokerACL.write(Topics.channelUp("+", party: account)) + BrokerACL.read(Topics.channelDown("+", party: account))
         }
         if kind == .tcc { acls += BrokerACL.write(Topics.tccStatus(account)) }
+        if kind == .node {
+            // Only node K broadcasts as node K (consensus, blocks, status).
+            acls += BrokerACL.write(Topics.pbft("+", from: account)) + BrokerACL.write(Topics.blocks("+", node: account))
+                + BrokerACL.write(Topics.status("+", node: account))
+        }
         return acls
     }
 }
@@ -60,6 +67,18 @@ extension DynamicSecurity {
         if kind == .node || kind == .tcc { roles.append(BrokerRoles.role(kind)) }
         try await createClient(name, password: password, roles: roles)
     }
+
+    /// A new password for an account (credential rotation); its current
+    /// connection is dropped, so it must log in again with the new one.
+    public func rotatePassword(_ name: String, password: String) async throws {
+        try await execute([
+            ["command": "setClientPassword", "username": .string(name), "password": .string(password)],
+            ["command": "disableClient", "username": .string(name)], ["command": "enableClient", "username": .string(name)],
+        ])
+    }
+
+    /// Whether an account exists.
+    public func hasAccount(_ name: String) async throws -> Bool { try await listClients().contains(name) }
 
     /// Removes an account: its clients are disconnected at once and refused from then on.
     public func removeAccount(_ name: String) async throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import EFSCBus
 import EFSCChannel
 import EFSCCore
+import EFSCDevnet
 import EFSCCredentials
 import EFSCIdentity
 import EFSCSDK
@@ -23,7 +24,9 @@ struct BenchChannels: AsyncParsableCommand {
             verifications + 1 signature of the same TSC, eddsa-jcs-2022 including canonicalization, measured now
             on one core), and their ratio. Targets on the reference 2-core machine: ≥ 5K settlements/s with 1000
             channels, p99 ≤ 20 ms, ratio ≤ 1.5. Everything shares the machine: 4 nodes, broker, TCC and both parties.
-            JSON: channels, settlementsPerSecond, p50Millis, p99Millis, tccCpuMicrosPerSettlement,
+            The devnet is secure (accounts, ACL; the parties connect over TLS with client certificates, as remote
+            parties would); --insecure runs the same on an anonymous plain broker, for the cost of security.
+            JSON: secure, channels, settlementsPerSecond, p50Millis, p99Millis, tccCpuMicrosPerSettlement,
             cryptoMicrosPerSettlement, ratio (plus offeredRate, settlements, seconds, errors, and
             tccCryptoMicrosPerSettlement / ratioUnderLoad: the TCC's own thread-CPU account of its
             cryptography during the load, from its status topic, and the TCC CPU against that).
@@ -31,6 +34,7 @@ struct BenchChannels: AsyncParsableCommand {
     @Option(name: .long, help: "Open channels.") var channels = 1000
     @Option(name: .long, help: "Seconds of measured load.") var seconds: Double = 10
     @Option(name: .long, help: "Settlements per second offered in total.") var rate: Double = 5000
+    @Flag(name: .long, help: "Run on an --insecure devnet (anonymous plain broker) instead of the secure default.") var insecure = false
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     final class Stats: @unchecked Sendable {
@@ -50,18 +54,20 @@ struct BenchChannels: AsyncParsableCommand {
                 _ = try? BenchOnchain.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
                 try? FileManager.default.removeItem(atPath: dir)
             }
-            guard try BenchOnchain.run(exe, ["devnet", "init", "--dir", dir], timeout: 60).code == 0 else { throw CLIError("devnet init failed") }
+            guard try BenchOnchain.run(exe, ["devnet", "init", "--dir", dir] + (insecure ? ["--insecure"] : []), timeout: 60).code == 0 else { throw CLIError("devnet init failed") }
             let up = try BenchOnchain.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
             guard up.code == 0 else { throw CLIError("devnet up failed: \(up.out)") }
             let net = try Devnet(dir: dir)
             guard let tccPID = net.pid("tcc1") else { throw CLIError("the devnet's TCC is not running") }
-            var mc = try MQTTConfiguration(url: net.brokerURL, clientID: "efsc-bench-ch-\(getpid())")
-            mc.offlinePolicy = .queue(limit: 1_000_000)
-            let bus = try MQTTClient(mc)
-            try await bus.connect()
-            let chain = ChainClient(bus: bus, timeout: 60)
-            let provider = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
-            let consumer = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
+            // The operator watches the TCC; each party has its own account.
+            let bus = try await net.connectOperator()
+            func party() async throws -> Trader {
+                let id = try PartyIdentity.create(network: "devnet")
+                let b = try await net.connect(party: id.did) { $0.offlinePolicy = .queue(limit: 1_000_000) }
+                return Trader(chain: ChainClient(bus: b, timeout: 60), identity: id)
+            }
+            let provider = try await party()
+            let consumer = try await party()
             try await provider.registerDID()
             try await consumer.registerDID()
             _ = try await provider.publishOffer(["offerId": "bench", "computingPower": ["resourceType": "gpu"], "unitPrice": 10, "capacity": .number(Double(channels))])
@@ -162,6 +168,8 @@ struct BenchChannels: AsyncParsableCommand {
             try await Task.sleep(nanoseconds: 1_200_000_000)
             let status1 = tccStatus.withLock { $0 }
             await bus.disconnect()
+            await provider.chain.bus.disconnect()
+            await consumer.chain.bus.disconnect()
             let ds = (status1?["settlements"]?.doubleValue ?? 0) - (status0?["settlements"]?.doubleValue ?? 0)
             let dc = (status1?["cryptoMicros"]?.doubleValue ?? 0) - (status0?["cryptoMicros"]?.doubleValue ?? 0)
             let tccCrypto = ds > 0 ? dc / ds : 0
@@ -170,7 +178,7 @@ struct BenchChannels: AsyncParsableCommand {
             let n = lat.count
             let tccCPU = n > 0 ? Double(cpu1 - cpu0) / Double(n) : 0
             let out: JSON = [
-                "channels": .number(Double(channels)), "settlementsPerSecond": .number((Double(n) / elapsed).rounded()), "p50Millis": .number(pct(0.5)),
+                "secure": .bool(!insecure), "channels": .number(Double(channels)), "settlementsPerSecond": .number((Double(n) / elapsed).rounded()), "p50Millis": .number(pct(0.5)),
                 "p99Millis": .number(pct(0.99)), "tccCpuMicrosPerSettlement": .number(tccCPU.rounded()), "cryptoMicrosPerSettlement": .number(crypto.rounded()),
                 "ratio": .number(crypto > 0 ? (tccCPU / crypto * 100).rounded() / 100 : 0),
                 "tccCryptoMicrosPerSettlement": .number(tccCrypto.rounded()),
@@ -183,7 +191,7 @@ struct BenchChannels: AsyncParsableCommand {
                 Output.line(out.compactString())
             } else {
                 Output.line(
-                    "\(channels) channels: \(out["settlementsPerSecond"]!.intValue ?? 0) settlements/s (offered \(Int(rate))), latency p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms; TCC CPU \(Int(tccCPU)) µs/settlement vs its cryptography \(Int(crypto)) µs: ratio \(out["ratio"]!.compactString()) (vs the \(Int(tccCrypto)) µs the TCC's cryptography took under this load: \(out["ratioUnderLoad"]!.compactString()))\(stats.errors > 0 ? "; \(stats.errors) errors, first: \(stats.firstError ?? "")" : "")")
+                    "\(insecure ? "INSECURE network" : "secure network (parties over TLS)"): \(channels) channels: \(out["settlementsPerSecond"]!.intValue ?? 0) settlements/s (offered \(Int(rate))), latency p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms; TCC CPU \(Int(tccCPU)) µs/settlement vs its cryptography \(Int(crypto)) µs: ratio \(out["ratio"]!.compactString()) (vs the \(Int(tccCrypto)) µs the TCC's cryptography took under this load: \(out["ratioUnderLoad"]!.compactString()))\(stats.errors > 0 ? "; \(stats.errors) errors, first: \(stats.firstError ?? "")" : "")")
             }
         }
     }

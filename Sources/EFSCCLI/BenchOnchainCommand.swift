@@ -1,6 +1,7 @@
 import ArgumentParser
 import EFSCBus
 import EFSCCore
+import EFSCDevnet
 import Foundation
 
 /// `efsc bench onchain`: the paper's Fig. 3 on a local devnet.

@@ -3,34 +3,70 @@ import EFSCBus
 import EFSCCore
 import Foundation
 
-/// Connection options shared by every command that talks to the broker.
+/// Connection options shared by every command that talks to the broker:
+/// a connection profile (`--network`) and fields that override it.
 struct BrokerOptions: ParsableArguments {
-    @Option(name: .long, help: "Broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT (default $EFSC_BROKER or mqtt://127.0.0.1:1883).")
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Connection profile: a profile file (JSON: broker, username, password, ca, cert, key — as `devnet init` and `devnet add-party` write them) or a devnet directory (its client.json; a command acting as a party uses parties/<party>.json when it exists). Default $EFSC_NETWORK.",
+            valueName: "PATH"))
+    var network: String?
+    @Option(name: .long, help: "Broker URL, mqtt://HOST:PORT (loopback only) or mqtts://HOST:PORT (default: the profile's, else $EFSC_BROKER or mqtt://127.0.0.1:1883).")
     var broker: String?
-    @Option(name: .long, help: "User name (secured brokers; also used as the client id there).") var username: String?
+    @Option(name: .long, help: "User name (also the client id: one connection per account at a time).") var username: String?
     @Option(name: .long, help: "Password (or $EFSC_PASSWORD).") var password: String?
     @Option(name: .long, help: "CA certificate for mqtts://.") var ca: String?
     @Option(name: .long, help: "Client certificate for mqtts://.") var cert: String?
     @Option(name: .long, help: "Client key for mqtts://.") var key: String?
 
-    var url: String { broker ?? ProcessInfo.processInfo.environment["EFSC_BROKER"] ?? "mqtt://127.0.0.1:1883" }
-
-    func configuration(clientPrefix: String) throws -> MQTTConfiguration {
-        let id = username ?? "\(clientPrefix)-\(Hex.encode(Digest.randomBytes(4)))"
-        var c = try MQTTConfiguration(url: url, clientID: id)
-        c.username = username
-        c.password = password ?? ProcessInfo.processInfo.environment["EFSC_PASSWORD"]
-        if url.hasPrefix("mqtts://") {
-            guard let ca else { throw CLIError("--ca is required for \(url)") }
-            c.tls = .init(caFile: ca, certFile: cert, keyFile: key)
+    /// The profile these options name, for `party` (its account name) if given.
+    func profile(party: String? = nil) throws -> BrokerProfile {
+        let env = ProcessInfo.processInfo.environment
+        var p: BrokerProfile
+        if let path = network ?? env["EFSC_NETWORK"], !path.isEmpty {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("--network \(path): no such profile or devnet directory") }
+            if isDir.boolValue {
+                let partyFile = party.map { "\(path)/parties/\($0).json" }
+                if let f = partyFile, FileManager.default.fileExists(atPath: f) {
+                    p = try BrokerProfile.load(f)
+                } else if FileManager.default.fileExists(atPath: path + "/client.json") {
+                    p = try BrokerProfile.load(path + "/client.json")
+                } else {
+                    throw CLIError("--network \(path): neither \(partyFile ?? "parties/<party>.json") nor client.json is there (is it a devnet directory?)")
+                }
+            } else {
+                p = try BrokerProfile.load(path)
+            }
+        } else {
+            p = BrokerProfile(url: env["EFSC_BROKER"] ?? "mqtt://127.0.0.1:1883")
         }
+        if let broker { p.url = broker }
+        if let username { p.username = username }
+        if let pw = password ?? (p.password == nil ? env["EFSC_PASSWORD"] : nil) { p.password = pw }
+        if let ca { p.caFile = ca }
+        if let cert { p.certFile = cert }
+        if let key { p.keyFile = key }
+        return p
+    }
+
+    var url: String { (try? profile().url) ?? broker ?? "mqtt://127.0.0.1:1883" }
+
+    func configuration(clientPrefix: String, party: String? = nil) throws -> MQTTConfiguration {
+        let p = try profile(party: party)
+        if let party, let u = p.username, u != party {
+            throw CLIError("the profile's account '\(u)' is not party \(party): the broker would refuse its channel topics (add it with `efsc devnet add-party`)")
+        }
+        var c: MQTTConfiguration
+        do { c = try p.configuration(fallbackClientID: "\(clientPrefix)-\(Hex.encode(Digest.randomBytes(4)))") } catch let e as BrokerProfileError { throw CLIError(e.description) }
         c.offlinePolicy = .failFast
         c.connectTimeout = 5
         return c
     }
 
-    func connect(clientPrefix: String) async throws -> MQTTClient {
-        let client = try MQTTClient(try configuration(clientPrefix: clientPrefix))
+    func connect(clientPrefix: String, party: String? = nil) async throws -> MQTTClient {
+        let client = try MQTTClient(try configuration(clientPrefix: clientPrefix, party: party))
         try await client.connect()
         return client
     }

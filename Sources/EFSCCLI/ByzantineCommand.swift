@@ -1,6 +1,7 @@
 import ArgumentParser
 import EFSCAdversary
 import EFSCCore
+import EFSCDevnet
 import EFSCNode
 
 extension DevnetCommand {

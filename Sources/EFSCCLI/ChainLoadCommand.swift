@@ -3,6 +3,7 @@ import EFSCBus
 import EFSCChannel
 import EFSCContracts
 import EFSCCore
+import EFSCDevnet
 import EFSCIdentity
 import Foundation
 

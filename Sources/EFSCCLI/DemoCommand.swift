@@ -2,6 +2,7 @@ import ArgumentParser
 import EFSCBus
 import EFSCChannel
 import EFSCCore
+import EFSCDevnet
 import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
@@ -144,10 +145,9 @@ struct DemoCommand: AsyncParsableCommand {
         guard uc == 0 else { throw CLIError("devnet up failed: \(uo)") }
         r.ok(uo.trimmingCharacters(in: .whitespacesAndNewlines))
         let net = try Devnet(dir: devDir)
-        var mc = try MQTTConfiguration(url: net.brokerURL, clientID: "efsc-demo-\(Hex.encode(Digest.randomBytes(3)))")
-        mc.offlinePolicy = .failFast
-        let bus = try MQTTClient(mc)
-        try await bus.connect()
+        // The demo watches blocks and the TCC as the network's operator;
+        // each party trades on its own broker account (step 2).
+        let bus = try await net.connectOperator()
         let blocks = try BlockLog(path: "\(out)/blocks.jsonl")
         for g in net.groups { _ = try await bus.subscribe(Topics.blocks(g, node: "node1"), qos: .atLeastOnce) { blocks.add($0) } }
         let tccStatus = LatestStatus()
@@ -177,8 +177,30 @@ struct DemoCommand: AsyncParsableCommand {
 
     func scenario(_ r: Report, chain: ChainClient, net: Devnet, tccStatus: LatestStatus) async throws {
         r.step("2. identities on the identity chain")
-        let provider = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
-        let consumers = [Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet")), Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))]
+        // Each party joins the network at runtime: a broker account of its
+        // own (`devnet add-party`), confined to its own channel halves, over TLS.
+        var partyBuses: [MQTTClient] = []
+        defer { let b = partyBuses; Task { for c in b { await c.disconnect() } } }
+        func party() async throws -> Trader {
+            let id = try PartyIdentity.create(network: "devnet")
+            let b = try await net.connect(party: id.did)
+            partyBuses.append(b)
+            return Trader(chain: ChainClient(bus: b), identity: id)
+        }
+        let provider = try await party()
+        let consumers = [try await party(), try await party()]
+        if net.isSecure {
+            r.ok("3 party accounts added at runtime (no broker restart); each connected over TLS with a certificate of the network CA")
+            var anon = try MQTTConfiguration(url: net.brokerURL, clientID: "efsc-demo-anonymous")
+            anon.offlinePolicy = .failFast
+            anon.connectTimeout = 5
+            let refused: Bool
+            do {
+                try await MQTTClient(anon).connect()
+                refused = false
+            } catch { refused = true }
+            r.check("an anonymous client is refused by the broker", refused)
+        }
         var names: [(String, String)] = [("provider", provider.me.did), ("consumer1", consumers[0].me.did), ("consumer2", consumers[1].me.did)]
         for (n, t) in zip(["provider", "consumer1", "consumer2"], [provider] + consumers) {
             try await t.registerDID()
@@ -229,6 +251,16 @@ struct DemoCommand: AsyncParsableCommand {
             try await cs.open()
             r.ok("channel \(id): both parties passed the TCC's DID challenge")
             sessions.append((ps, cs, id))
+        }
+        if net.isSecure, sessions.count == 2 {
+            // Consumer 2 tries to speak for consumer 1 on channel 1: the broker refuses.
+            let forged: Bool
+            do {
+                try await consumers[1].chain.bus.publish(
+                    Topics.channelUp(sessions[0].2, party: PartyName.of(consumers[0].me.did)), payload: Array("{}".utf8), qos: .atLeastOnce)
+                forged = true
+            } catch { forged = false }
+            r.check("consumer2's publish on consumer1's channel half is refused by the broker", !forged)
         }
 
         r.step("5. settlements through the TCC (provider proposes, consumer countersigns, TCC issues)")

@@ -1,6 +1,7 @@
 import EFSCChannel
 import EFSCContracts
 import EFSCCore
+import EFSCDevnet
 import EFSCIdentity
 import EFSCLedger
 import EFSCNode

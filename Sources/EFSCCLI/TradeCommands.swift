@@ -5,6 +5,7 @@ import EFSCIdentity
 import EFSCBus
 import EFSCChannel
 import EFSCSDK
+import Foundation
 
 /// Printing a step-by-step TIC/TSC verification.
 enum TradeReport {
@@ -168,7 +169,7 @@ struct TSCCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify a TSC: Eq. (1) TCC proof, TCC DID, template; then Eq. (2) claim data and both parties' proofs.",
             discussion: """
-                Offline, DIDs resolve from --did-document files and templates from --template files. With --broker, DIDs
+                Offline, DIDs resolve from --did-document files and templates from --template files. With --network or --broker, DIDs
                 and templates resolve from the chain, and the TSC's evidence is looked up: "anchored" (its own evidence
                 is on chain; the inclusion proof of the evidence transaction is verified), "superseded" (evidence of a
                 later sequence is), or "pending". JSON adds key onChain {state, detail, evidence}.
@@ -177,7 +178,7 @@ struct TSCCommand: AsyncParsableCommand {
         @OptionGroup var templates: TemplateOptions
         @OptionGroup var resolverOptions: ResolverOptions
         @Option(name: .long, help: "Accept only TSCs issued by this TCC DID. Repeatable.") var trustedTcc: [String] = []
-        @Option(name: .long, help: "Broker URL: resolve from the chain and check the on-chain evidence.") var broker: String?
+        @OptionGroup(title: "Chain (optional: resolve from the chain and check the on-chain evidence)") var brokerOptions: BrokerOptions
         @Flag(name: .long, help: "Print a JSON report.") var json = false
         @Argument(help: "TSC JSON file, or - for standard input.") var file: String
 
@@ -185,12 +186,8 @@ struct TSCCommand: AsyncParsableCommand {
             let vc = try await exitOnError(code: 2) { VerifiableCredential(json: try Output.readObject(file, what: "TSC")) }
             var trader: Trader?
             let (resolver, store): (any DIDResolver, any TemplateStore) = try await exitOnError(code: 2) {
-                if let broker {
-                    var c = try MQTTConfiguration(url: broker, clientID: "efsc-tsc-\(Hex.encode(Digest.randomBytes(4)))")
-                    c.offlinePolicy = .failFast
-                    c.connectTimeout = 5
-                    let bus = try MQTTClient(c)
-                    try await bus.connect()
+                if brokerOptions.broker != nil || brokerOptions.network != nil || ProcessInfo.processInfo.environment["EFSC_NETWORK"] != nil {
+                    let bus = try await brokerOptions.connect(clientPrefix: "efsc-tsc")
                     let chain = ChainClient(bus: bus)
                     trader = Trader(chain: chain, identity: PartyIdentity(did: "did:key:verifier", key: Ed25519SecretKey()))
                     return (ChainDIDResolver(chain: chain), ChainTemplateStore(chain: chain))

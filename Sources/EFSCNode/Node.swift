@@ -22,7 +22,7 @@ public final class Node: @unchecked Sendable {
         let logger = logger ?? Logger(label: "efsc.node.\(config.nodeId)")
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
-        var mc = try MQTTConfiguration(url: config.broker, clientID: config.nodeId)
+        var mc = try config.brokerProfile.configuration(fallbackClientID: config.nodeId)
         mc.offlinePolicy = .queue(limit: 100_000)
         mc.will = .init(topic: Topics.presence(config.nodeId), payload: Array(#"{"client":"\#(config.nodeId)","state":"offline"}"#.utf8))
         mc.reconnectDelay = (1, 5)

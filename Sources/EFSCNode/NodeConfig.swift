@@ -1,3 +1,4 @@
+import EFSCBus
 import EFSCCore
 
 /// Why a node configuration is unusable.
@@ -11,7 +12,9 @@ public struct ConfigError: Error, CustomStringConvertible {
 ///
 /// Keys: `network`, `nodeId`, `index` (replica index in `members`),
 /// `secretKeyMultibase` (node key), `members` ([{id, publicKeyMultibase}]),
-/// `groups`, `broker` (URL), `dataDir`, `tccs` (TCC DIDs), and limits
+/// `groups`, `broker` (URL), `brokerAuth` (the node's broker account:
+/// `username`, `password`, `ca`, `cert`, `key`, as `BrokerProfile` reads
+/// them; absent on an `--insecure` network), `dataDir`, `tccs` (TCC DIDs), and limits
 /// `maxTransactionsPerBlock` (M, default 256), `minBlockIntervalMillis`
 /// (default 0), `poolLimit` (default 200000 transactions), `poolByteLimit`
 /// (default 256 MiB of canonical transaction bytes), `poolPerSender`
@@ -31,6 +34,8 @@ public struct NodeConfig: Sendable {
     public var members: [Member]
     public var groups: [String]
     public var broker: String
+    /// `broker` with the node's account (`brokerAuth`).
+    public var brokerProfile: BrokerProfile
     public var dataDir: String
     public var tccs: [String]
     public var maxTransactionsPerBlock = 256
@@ -66,6 +71,7 @@ public struct NodeConfig: Sendable {
         }
         groups = json["groups"]?.arrayValue?.compactMap(\.stringValue) ?? ["identity", "transaction"]
         broker = try str("broker")
+        do { brokerProfile = try BrokerProfile(json: json["brokerAuth"] ?? .object([:]), url: broker) } catch { throw ConfigError("brokerAuth: \(error.message)") }
         dataDir = try str("dataDir")
         tccs = json["tccs"]?.arrayValue?.compactMap(\.stringValue) ?? []
         if let v = json["maxTransactionsPerBlock"]?.intValue { maxTransactionsPerBlock = v }

@@ -132,7 +132,7 @@ public final class TCC: @unchecked Sendable {
     public init(config: TCCConfig, log: @escaping (String) -> Void) throws {
         self.config = config
         self.log = log
-        var mc = try MQTTConfiguration(url: config.broker, clientID: config.name)
+        var mc = try config.brokerProfile.configuration(fallbackClientID: config.name)
         // A persistent session: "open" events that arrive while this TCC is
         // down wait for it at the broker.
         mc.cleanStart = false

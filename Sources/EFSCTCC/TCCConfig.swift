@@ -1,3 +1,4 @@
+import EFSCBus
 import EFSCChannel
 import EFSCCore
 
@@ -9,12 +10,16 @@ import EFSCCore
 /// to, whose committed blocks it follows; default any node), `shareGroup`
 /// ("tcc"), `workers` (2), `challengeSeconds` (10), `evidenceIntervalMillis`
 /// (200), `evidenceBatchMax` (1024), `poolHigh` (2000), `poolLow` (200),
-/// `statusIntervalMillis` (1000), `members` (the network's node keys from
+/// `statusIntervalMillis` (1000), `brokerAuth` (the TCC's broker account:
+/// `username` — its `name` —, `password`, `ca`, `cert`, `key`; see
+/// `BrokerProfile`), `members` (the network's node keys from
 /// genesis, `publicKeyMultibase` in replica order: blocks are acted on only
 /// with a commit certificate of 2f+1 of them; absent: not checked), `metricsPort` (Prometheus `GET /metrics` on
 /// 127.0.0.1; absent: off; 0 picks a free port).
 public struct TCCConfig: Sendable {
     public var broker: String
+    /// `broker` with the TCC's account (`brokerAuth`).
+    public var brokerProfile: BrokerProfile
     public var dataDir: String
     public var identity: PartyIdentity
     public var name: String
@@ -32,6 +37,7 @@ public struct TCCConfig: Sendable {
 
     public init(broker: String, dataDir: String, identity: PartyIdentity, name: String? = nil) {
         self.broker = broker
+        self.brokerProfile = BrokerProfile(url: broker)
         self.dataDir = dataDir
         self.identity = identity
         self.name = name ?? "tcc-" + PartyName.of(identity.did)
@@ -42,6 +48,7 @@ public struct TCCConfig: Sendable {
         guard let d = j["dataDir"]?.stringValue else { throw ChainError("TCC config: dataDir is missing") }
         self.init(broker: b, dataDir: d, identity: identity, name: j["name"]?.stringValue)
         node = j["node"]?.stringValue
+        do { brokerProfile = try BrokerProfile(json: j["brokerAuth"] ?? .object([:]), url: b) } catch { throw ChainError("TCC config: brokerAuth: \(error.message)") }
         if let v = j["shareGroup"]?.stringValue { shareGroup = v }
         if let v = j["workers"]?.intValue { workers = v }
         if let v = j["challengeSeconds"]?.doubleValue { challengeSeconds = v }
