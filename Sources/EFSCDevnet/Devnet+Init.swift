@@ -52,7 +52,11 @@ extension Devnet {
         let port = try o.brokerPort ?? BrokerProcess.freePort()
         let tlsPort = o.insecure ? nil : try o.brokerTLSPort ?? BrokerProcess.freePort()
         let componentURL = o.brokerURL ?? "mqtt://127.0.0.1:\(port)"
-        do { _ = try MQTTConfiguration(url: componentURL, clientID: "check") } catch { throw DevnetError(.invalid, "--broker-url: \(error)") }
+        let parsed: MQTTConfiguration
+        do { parsed = try MQTTConfiguration(url: componentURL, clientID: "check") } catch { throw DevnetError(.invalid, "--broker-url: \(error)") }
+        if componentURL.hasPrefix("mqtt://") && !o.insecure && !BrokerProfile.isLoopback(parsed.host) {
+            throw DevnetError(.invalid, "--broker-url \(componentURL): plain MQTT would leave the host unencrypted; use the TLS listener (mqtts://\(parsed.host):PORT) or --insecure")
+        }
         let dirPath = URL(fileURLWithPath: dir).standardizedFileURL.path
         let brokerDir = dirPath + "/broker"
 
@@ -170,7 +174,10 @@ extension Devnet {
     public func administer<T: Sendable>(_ body: (DynamicSecurity) async throws -> T) async throws -> T {
         guard isSecure else { throw DevnetError(.invalid, "\(dir) is an --insecure devnet: its broker has no accounts") }
         let admin = try BrokerProfile.load(adminProfilePath)
-        if brokerPID != nil { return try await Self.administer(url: admin.url, admin: admin, body) }
+        // A broker elsewhere (Compose: mqtts://broker:8883) is administered
+        // where it runs; so is this devnet's own while it is up.
+        let remote = (try? MQTTConfiguration(url: admin.url, clientID: "x")).map { !BrokerProfile.isLoopback($0.host) } ?? false
+        if remote || brokerPID != nil { return try await Self.administer(url: admin.url, admin: admin, body) }
         return try await withTemporaryBroker { b in try await Self.administer(url: b.url, admin: admin, body) }
     }
 

@@ -57,19 +57,29 @@ import Testing
         return p
     }
 
-    /// `devnet init --broker-url` (Compose) writes that URL into every node's and the TCC's configuration.
+    /// `devnet init --broker-url` (Compose) writes that URL into every node's and the TCC's configuration,
+    /// with each one's own account and certificate; a plain URL off loopback is refused.
     @Test func devnetInitWithABrokerURLForCompose() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-compose-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try efsc(["devnet", "init", "--dir", dir, "--broker-url", "mqtt://broker:1883"])
+        let r = try efsc(["devnet", "init", "--dir", dir, "--broker-url", "mqtts://broker:8883", "--broker-hosts", "broker"])
         #expect(r.code == 0, "\(r.err)")
+        var users: Set<String> = []
         for f in ["node1/config.json", "node4/config.json", "tcc1/config.json"] {
             let j = try JSONParser.parse(try String(contentsOfFile: "\(dir)/\(f)", encoding: .utf8))
-            #expect(j["broker"]?.stringValue == "mqtt://broker:1883", "\(f)")
+            #expect(j["broker"]?.stringValue == "mqtts://broker:8883", "\(f)")
+            let auth = j["brokerAuth"]
+            for k in ["ca", "cert", "key"] { #expect(FileManager.default.fileExists(atPath: auth?[k]?.stringValue ?? "-"), "\(f) \(k)") }
+            users.insert(auth?["username"]?.stringValue ?? "")
+            let mode = (try FileManager.default.attributesOfItem(atPath: "\(dir)/\(f)")[.posixPermissions] as? Int) ?? 0
+            #expect(mode == 0o600, "\(f) is mode \(String(mode, radix: 8))")
         }
+        #expect(users == ["node1", "node4", "tcc1"])
         let bad = try efsc(["devnet", "init", "--dir", dir + "-bad", "--broker-url", "http://x"])
         #expect(bad.code == 1 && bad.err.hasPrefix("error:"))
-        try? FileManager.default.removeItem(atPath: dir + "-bad")
+        let plain = try efsc(["devnet", "init", "--dir", dir + "-plain", "--broker-url", "mqtt://broker:1883"])
+        #expect(plain.code == 1 && plain.err.contains("mqtts://"), "\(plain.err)")
+        for d in ["-bad", "-plain"] { try? FileManager.default.removeItem(atPath: dir + d) }
     }
 
     @Test func keyGenerate() throws {

@@ -1,6 +1,7 @@
 import EFSCBus
 import EFSCChannel
 import EFSCCore
+import EFSCDevnet
 import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
@@ -42,10 +43,10 @@ extension NetworkSuites {
     /// it is generous (an answer takes milliseconds); the late-answer check waits past it.
     static let challengeSeconds = 5.0
 
-    func startNet(challengeSeconds: Double = Self.challengeSeconds, tccs: Int = 1) throws -> Net {
+    func startNet(challengeSeconds: Double = Self.challengeSeconds, tccs: Int = 1, insecure: Bool = false) throws -> Net {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-chan-\(UUID().uuidString.prefix(8))").path
         let run = DevnetIntegrationTests()
-        #expect(try run.efsc(["devnet", "init", "--dir", dir, "--tcc-count", String(tccs)]).code == 0)
+        #expect(try run.efsc(["devnet", "init", "--dir", dir, "--tcc-count", String(tccs)] + (insecure ? ["--insecure"] : [])).code == 0)
         // Short challenge deadline and low pool watermarks so the test can reach both.
         var cfg = try JSONParser.parse(try String(contentsOfFile: dir + "/tcc1/config.json", encoding: .utf8)).objectValue!
         cfg["challengeSeconds"] = .number(challengeSeconds)
@@ -59,7 +60,19 @@ extension NetworkSuites {
         return Net(dir: dir, broker: "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)")
     }
 
-    func client(_ net: Net, _ id: String) async throws -> MQTTClient {
+    /// A client of the party `did`, on its own broker account (added at runtime).
+    func party(_ net: Net, _ did: String) async throws -> MQTTClient {
+        try await Devnet(dir: net.dir).connect(party: did)
+    }
+
+    /// A trader with a fresh identity and its own broker account.
+    func trader(_ net: Net) async throws -> Trader {
+        let id = try PartyIdentity.create(network: "devnet")
+        return Trader(chain: ChainClient(bus: try await party(net, id.did)), identity: id)
+    }
+
+    /// A client on an `--insecure` network: anonymous, any client id.
+    func anonymous(_ net: Net, _ id: String) async throws -> MQTTClient {
         var c = try MQTTConfiguration(url: net.broker, clientID: id)
         c.offlinePolicy = .failFast
         let m = try MQTTClient(c)
@@ -69,8 +82,7 @@ extension NetworkSuites {
 
     /// Provider, consumer(s), an offer and recorded TICs: returns the traders and channel ids.
     func openTrades(_ net: Net, consumers: Int, period: Int = 1, every: Int = 3) async throws -> (Trader, [Trader], [(String, VerifiableCredential)]) {
-        let chain = ChainClient(bus: try await client(net, "e2e-\(UUID().uuidString.prefix(6))"))
-        let provider = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
+        let provider = try await trader(net)
         try await provider.registerDID()
         let tit = try ProviderTemplates.timeOfDayTIT(owner: provider.me.did)
         try await provider.registerTemplate(tit)
@@ -78,7 +90,7 @@ extension NetworkSuites {
         var traders: [Trader] = []
         var channels: [(String, VerifiableCredential)] = []
         for _ in 0..<consumers {
-            let c = Trader(chain: chain, identity: try PartyIdentity.create(network: "devnet"))
+            let c = try await trader(net)
             try await c.registerDID()
             let best = try await c.match(["resourceType": "gpu", "quantity": 2, "durationHours": 1])
             #expect(best.first?["offerId"] == "gpu-e2e")
@@ -131,16 +143,17 @@ extension NetworkSuites {
         #expect(["anchored", "superseded"].contains(try await provider.onChainStatus(of: try #require(try cStore.get(channel: channel, sequence: 3))).state))
         #expect(try await provider.onChainStatus(of: try #require(try cStore.get(channel: channel, sequence: 5))).state == "superseded")
 
-        // Authentication rejections, spoken raw on the consumer's topics.
-        let raw = try await client(net, "raw-\(UUID().uuidString.prefix(6))")
+        // Authentication rejections, spoken raw on the consumer's topics
+        // (its own account: the broker lets no one else write them).
+        let raw = consumer.chain.bus
         let box = Box()
         let me = consumer.me
         let party = PartyName.of(me.did)
         _ = try await raw.subscribe(Topics.channelDown(channel, party: party), qos: .atLeastOnce) { m in
             if let cm = try? ChannelMessage(bytes: m.payload) { box.add(cm) }
         }
-        func say(_ m: ChannelMessage, as who: String = party) async throws {
-            try await raw.publish(Topics.channelUp(channel, party: who), payload: m.bytes, qos: .atLeastOnce)
+        func say(_ m: ChannelMessage, on bus: MQTTClient? = nil, as who: String = party) async throws {
+            try await (bus ?? raw).publish(Topics.channelUp(channel, party: who), payload: m.bytes, qos: .atLeastOnce)
         }
         // Wrong DID on the consumer's topic.
         try await say(ChannelMessage(.hello, channel: channel, ["did": .string(provider.me.did)]))
@@ -167,9 +180,13 @@ extension NetworkSuites {
         try await Task.sleep(nanoseconds: UInt64((Self.challengeSeconds + 0.5) * 1e9))
         try await say(try ChannelAuth.answer(ch3, key: me.keyAgreementKey, did: me.did))
         #expect(await box.wait(.error)?["code"] == "late")
-        // A stranger is not a party at all: nothing it sends is processed.
+        // A stranger (an account of its own, but not a party of this channel): nothing it sends is processed.
         let stranger = try PartyIdentity.create(network: "devnet")
-        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(stranger.did)]), as: PartyName.of(stranger.did))
+        let strangerBus = try await self.party(net, stranger.did)
+        try await say(ChannelMessage(.hello, channel: channel, ["did": .string(stranger.did)]), on: strangerBus, as: PartyName.of(stranger.did))
+        // Nor may it write the consumer's half: the broker refuses.
+        await #expect(throws: MQTTError.self) { try await say(ChannelMessage(.hello, channel: channel, ["did": .string(me.did)]), on: strangerBus) }
+        await strangerBus.disconnect()
         // Five refusals so far (stranger included), once the TCC's status shows them.
         let failures = try? await StateWait.until("the TCC's status to count 5 authentication failures", timeout: 30) { () -> StateWait.Probe<Int> in
             let n = try tccStatus(net)?["authFailures"]?.intValue ?? 0
@@ -184,7 +201,7 @@ extension NetworkSuites {
         var forgedClaim = terms.claim(sequence: 7, start: last, usage: 0.0005)
         forgedClaim["fee"] = 100
         let provBox = Box()
-        let praw = try await client(net, "praw-\(UUID().uuidString.prefix(6))")
+        let praw = provider.chain.bus
         let pparty = PartyName.of(provider.me.did)
         _ = try await praw.subscribe(Topics.channelDown(channel, party: pparty), qos: .atLeastOnce) { m in
             if let cm = try? ChannelMessage(bytes: m.payload) { provBox.add(cm) }
@@ -249,7 +266,7 @@ extension NetworkSuites {
         // commits and every submitted transaction waits in the pool (the
         // TCC's high watermark is 40 here; 120 are submitted).
         for n in ["node3", "node4"] { #expect(try run(net, ["devnet", "stop-node", "--dir", net.dir, n]).code == 0) }
-        let load = Task { try run(net, ["chain", "load", "--broker", net.broker, "--identity", net.dir + "/tcc1.json", "--rate", "200", "--seconds", "0.6", "--drain", "2", "--json"]) }
+        let load = Task { try run(net, ["chain", "load", "--network", net.dir, "--identity", net.dir + "/tcc1.json", "--rate", "200", "--seconds", "0.6", "--drain", "2", "--json"]) }
         let peak = try? await StateWait.until("the TCC's evidence factor to rise above 1 while the pool is long", timeout: 60) { () -> StateWait.Probe<Int> in
             let f = try tccStatus(net)?["evidenceFactor"]?.intValue ?? 1
             return f > 1 ? .reached(f) : .notYet("factor \(f)")
@@ -310,8 +327,10 @@ extension NetworkSuites {
     /// The TCC trusts topics no more than any client: an open event the chain
     /// does not confirm opens nothing, and a forged block of height 2⁶⁴−1 on
     /// the blocks topic does not make it ignore the real blocks after it.
+    /// On an `--insecure` network, where the attacker can write those topics
+    /// (on the secure default the broker refuses them: DevnetSecurityTests).
     @Test func theTCCTrustsTopics_forgedEventsAndBlocksAreIgnored() async throws {
-        let net = try startNet()
+        let net = try startNet(insecure: true)
         defer {
             _ = try? run(net, ["devnet", "down", "--dir", net.dir])
             try? FileManager.default.removeItem(atPath: net.dir)
@@ -319,7 +338,7 @@ extension NetworkSuites {
         let (provider, consumers, channels) = try await openTrades(net, consumers: 1, every: 100)
         let (channel, tic) = channels[0]
         _ = try await StateWait.until("the TCC to open the recorded channel", timeout: 60) { (try tccStatus(net)?["openChannels"]?.intValue ?? 0) == 1 }
-        let attacker = try await client(net, "attacker-\(UUID().uuidString.prefix(6))")
+        let attacker = try await anonymous(net, "attacker-\(UUID().uuidString.prefix(6))")
         // A TIC issued but never recorded, announced as opened.
         let c2 = Trader(chain: provider.chain, identity: try PartyIdentity.create(network: "devnet"))
         try await c2.registerDID()
@@ -369,12 +388,14 @@ extension NetworkSuites {
         try consumers[0].me.json.prettyString().write(toFile: net.dir + "/py-consumer.json", atomically: true, encoding: .utf8)
         try JSON.object(tic.json).prettyString().write(toFile: net.dir + "/py-tic.json", atomically: true, encoding: .utf8)
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let port = net.broker.split(separator: ":").last!
+        // Python logs in with the consumer's profile; the Swift consumer steps aside (one connection per account).
+        let profile = try Devnet(dir: net.dir).partyProfilePath(PartyName.of(consumers[0].me.did))
+        await consumers[0].chain.bus.disconnect()
         let log = net.dir + "/py.out"
         let py = try ChildProcess(
             path: "/usr/bin/python3",
             arguments: [
-                root + "/examples/python/consumer.py", "--broker", "127.0.0.1:\(port)", "--identity", net.dir + "/py-consumer.json", "--tic",
+                root + "/examples/python/consumer.py", "--profile", profile, "--identity", net.dir + "/py-consumer.json", "--tic",
                 net.dir + "/py-tic.json", "--channel", channel, "--count", "4", "--out", net.dir + "/py-tscs", "--timeout", "90",
             ], outputPath: log)
         let p = try provider.session(channel: channel, tic: tic)

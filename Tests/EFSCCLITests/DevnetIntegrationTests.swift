@@ -1,5 +1,6 @@
 import EFSCBus
 import EFSCCore
+import EFSCDevnet
 import Foundation
 import Testing
 
@@ -23,6 +24,12 @@ extension NetworkSuites {
             Issue.record("efsc \(args.joined(separator: " ")) timed out")
         }
         return Run(code: p.exitCode ?? -1, out: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    }
+
+    /// The devnet's client profile (client.json) as a client configuration.
+    static func clientConfiguration(_ dir: String, _ fallbackID: String) throws -> MQTTConfiguration {
+        let net = try Devnet(dir: dir)
+        return try net.profile(net.clientProfilePath).configuration(fallbackClientID: fallbackID)
     }
 
     func status(_ dir: String) throws -> [String: JSON] {
@@ -60,30 +67,28 @@ extension NetworkSuites {
         #expect(try efsc(["devnet", "init", "--dir", dir, "--nodes", "4"]).code == 0)
         let up = try efsc(["devnet", "up", "--dir", dir])
         #expect(up.code == 0, "\(up.out)")
-        let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
-        let broker = "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)"
         let nodes = ["node1", "node2", "node3", "node4"]
 
         // Commits happen, and every node has the same blocks.
-        let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "2", "--json"])
+        let load = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "2", "--json"])
         #expect(load.json?["committed"]?.intValue == 80, "\(load.out)")
         // Closed loop: never more than two transactions await receipts, and every one submitted commits.
-        let closed = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "1000", "--seconds", "1", "--in-flight", "2", "--batch", "8", "--json"])
+        let closed = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "1000", "--seconds", "1", "--in-flight", "2", "--batch", "8", "--json"])
         let sent = closed.json?["submitted"]?.intValue ?? 0
         #expect(sent >= 1 && closed.json?["committed"]?.intValue == sent, "\(closed.out)")
         #expect((1...2).contains(closed.json?["maxInFlight"]?.intValue ?? 0), "\(closed.out)")
         var s = try converged(dir, nodes: nodes, min: 1)
         let before = transaction(s, "node1")
-        let block = try efsc(["chain", "block", "--broker", broker, "--group", "transaction", "--height", String(before.height), "--node", "node3", "--json"])
+        let block = try efsc(["chain", "block", "--network", dir, "--group", "transaction", "--height", String(before.height), "--node", "node3", "--json"])
         #expect(block.json?["hash"]?.stringValue == before.hash)
 
         // The TCC's DID (registered by the load generator) resolves from the identity chain on any node.
         let tcc = try JSONParser.parse(try String(contentsOfFile: dir + "/tcc1.json", encoding: .utf8))
-        let did = try efsc(["chain", "did", "resolve", "--broker", broker, "--node", "node4", tcc["did"]!.stringValue!, "--json"])
+        let did = try efsc(["chain", "did", "resolve", "--network", dir, "--node", "node4", tcc["did"]!.stringValue!, "--json"])
         #expect(did.json?["didDocument"]?["id"] == tcc["did"], "\(did.out)")
-        let before0 = try efsc(["chain", "did", "resolve", "--broker", broker, "--at-height", "0", tcc["did"]!.stringValue!])
+        let before0 = try efsc(["chain", "did", "resolve", "--network", dir, "--at-height", "0", tcc["did"]!.stringValue!])
         #expect(before0.code == 1)
-        let unknown = try efsc(["chain", "did", "resolve", "--broker", broker, "did:efsc:devnet:nobody"])
+        let unknown = try efsc(["chain", "did", "resolve", "--network", dir, "did:efsc:devnet:nobody"])
         #expect(unknown.code == 1)
 
         // Prometheus metrics: height, view, pool, commit latency, messages.
@@ -94,7 +99,7 @@ extension NetworkSuites {
         }
 
         // Forged consensus traffic (wrong key, garbage) is ignored.
-        var c = try MQTTConfiguration(url: broker, clientID: "forger")
+        var c = try Self.clientConfiguration(dir, "forger")
         c.offlinePolicy = .failFast
         let forger = try MQTTClient(c)
         let done = DispatchSemaphore(value: 0)
@@ -110,7 +115,7 @@ extension NetworkSuites {
         // A malformed transaction, or JSON that is not an object, is refused
         // at once with a reply naming the problem.
         let replies = Guarded<[String]>([])
-        var rc = try MQTTConfiguration(url: broker, clientID: "bad-tx")
+        var rc = try Self.clientConfiguration(dir, "bad-tx")
         rc.offlinePolicy = .failFast
         let sender = try MQTTClient(rc)
         Task {
@@ -131,7 +136,7 @@ extension NetworkSuites {
         let leader = try #require(nodes.first { transaction(s, $0).leader })
         #expect(try efsc(["devnet", "stop-node", "--dir", dir, "--kill", leader]).code == 0)
         let rest = nodes.filter { $0 != leader }
-        let after = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "20", "--seconds", "2", "--drain", "40", "--json"])
+        let after = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "20", "--seconds", "2", "--drain", "40", "--json"])
         #expect(after.json?["committed"]?.intValue == 40, "\(after.out)")
         s = try converged(dir, nodes: rest, min: before.height + 1)
         #expect(rest.allSatisfy { transaction(s, $0).view >= 1 })
@@ -200,19 +205,17 @@ extension NetworkSuites {
         try JSON.object(cfg).prettyString().write(toFile: dir + "/node4/config.json", atomically: true, encoding: .utf8)
         let up = try efsc(["devnet", "up", "--dir", dir])
         #expect(up.code == 0, "\(up.out)")
-        let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
-        let broker = "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)"
         // Three honest nodes are a quorum (2f+1 = 3).
-        let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "10", "--seconds", "1", "--json"])
+        let load = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "10", "--seconds", "1", "--json"])
         #expect(load.json?["committed"]?.intValue == 10, "\(load.out)")
         _ = try converged(dir, nodes: ["node1", "node2", "node3"], min: 1)
         // Two honest nodes and the foreign one are not: the foreign votes do not count.
         #expect(try efsc(["devnet", "stop-node", "--dir", dir, "node3"]).code == 0)
-        let stuck = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "5", "--seconds", "1", "--drain", "4", "--json"])
+        let stuck = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "5", "--seconds", "1", "--drain", "4", "--json"])
         #expect(stuck.json?["committed"]?.intValue == 0, "\(stuck.out)")
         // The honest node returns: commits resume, and the pending transactions commit too.
         #expect(try efsc(["devnet", "start-node", "--dir", dir, "node3"]).code == 0)
-        let resumed = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "5", "--seconds", "1", "--drain", "60", "--json"])
+        let resumed = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "5", "--seconds", "1", "--drain", "60", "--json"])
         #expect(resumed.json?["committed"]?.intValue == 5, "\(resumed.out)")
         _ = try converged(dir, nodes: ["node1", "node2", "node3"], min: 2, timeout: 40)
     }
@@ -224,17 +227,17 @@ extension NetworkSuites {
     /// certificates, digest floods, heavy replays. The three honest nodes
     /// refuse its blocks, change view away from it, stay up, commit
     /// everything, agree on the block hashes, and log the refusals by reason.
-    @Test func aByzantinePrimaryWithARealKeyCannotForkCrashOrStallTheOthers() throws {
+    /// On the secure default it attacks with node1's own broker account; on
+    /// an `--insecure` network the same attacks come over the anonymous broker.
+    @Test(arguments: [false, true]) func aByzantinePrimaryWithARealKeyCannotForkCrashOrStallTheOthers(insecure: Bool) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-byz-\(UUID().uuidString.prefix(8))").path
         defer {
             _ = try? efsc(["devnet", "down", "--dir", dir])
             try? FileManager.default.removeItem(atPath: dir)
         }
-        #expect(try efsc(["devnet", "init", "--dir", dir]).code == 0)
+        #expect(try efsc(["devnet", "init", "--dir", dir] + (insecure ? ["--insecure"] : [])).code == 0)
         let up = try efsc(["devnet", "up", "--dir", dir])
         #expect(up.code == 0, "\(up.out)")
-        let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
-        let broker = "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)"
         let honest = ["node2", "node3", "node4"]
         #expect(try efsc(["devnet", "stop-node", "--dir", dir, "node1"]).code == 0)
         // A running node cannot be replaced.
@@ -242,7 +245,7 @@ extension NetworkSuites {
         let out = dir + "/byzantine.out"
         let byz = try ChildProcess(path: CLITests.binary, arguments: ["devnet", "byzantine", "--dir", dir, "--seconds", "15", "--json", "node1"], outputPath: out)
         // Load while it attacks: all of it commits on the three honest nodes.
-        let load = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "5", "--drain", "60", "--json"])
+        let load = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "40", "--seconds", "5", "--drain", "60", "--json"])
         #expect(load.json?["committed"]?.intValue == 200, "\(load.out)")
         if !byz.wait(timeout: 60) {
             byz.terminate(grace: 2)
@@ -254,7 +257,7 @@ extension NetworkSuites {
             #expect((report["sent"]?[a]?.intValue ?? 0) > 0, "\(a): \(report)")
         }
         // Still up, still committing after the attack, and in agreement.
-        let after = try efsc(["chain", "load", "--broker", broker, "--identity", dir + "/tcc1.json", "--rate", "20", "--seconds", "1", "--json"])
+        let after = try efsc(["chain", "load", "--network", dir, "--identity", dir + "/tcc1.json", "--rate", "20", "--seconds", "1", "--json"])
         #expect(after.json?["committed"]?.intValue == 20, "\(after.out)")
         let s = try converged(dir, nodes: honest, min: 2)
         for n in honest {

@@ -2,6 +2,8 @@ import EFSCBus
 import EFSCChannel
 import EFSCCore
 import EFSCCredentials
+import EFSCDevnet
+import EFSCIdentity
 import EFSCSDK
 import Foundation
 import Testing
@@ -15,6 +17,10 @@ import FoundationNetworking
 /// every topic family for 30 s. Afterwards every process is alive, the trade
 /// completed every settlement, the chain still commits, all nodes agree on
 /// the block hashes, and the refusals show in the nodes' metrics.
+/// On the secure default the attacker is an authenticated party (an account
+/// of its own: the broker drops what its role does not allow, the rest
+/// reaches the nodes and the TCC); on an `--insecure` network it is
+/// anonymous and can write every topic.
 extension NetworkSuites {
 @Suite(.serialized) struct HostileClientTests {
     final class Captured: @unchecked Sendable {
@@ -87,9 +93,9 @@ extension NetworkSuites {
         return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
-    @Test func hostileTrafficOnEveryTopicFamilyHarmsNothing() async throws {
+    @Test(arguments: [false, true]) func hostileTrafficOnEveryTopicFamilyHarmsNothing(insecure: Bool) async throws {
         let e2e = ChannelEndToEndTests()
-        let net = try e2e.startNet()
+        let net = try e2e.startNet(insecure: insecure)
         defer {
             _ = try? e2e.run(net, ["devnet", "down", "--dir", net.dir])
             try? FileManager.default.removeItem(atPath: net.dir)
@@ -97,8 +103,10 @@ extension NetworkSuites {
         let nodes = ["node1", "node2", "node3", "node4"]
         // Capture real traffic while the trade starts.
         let captured = Captured()
-        let tap = try await e2e.client(net, "tap-\(UUID().uuidString.prefix(6))")
-        _ = try await tap.subscribe(Topics.root + "/#", qos: .atMostOnce) { captured.add($0) }
+        // (On the secure network, what the operator account may read.)
+        let tap = insecure ? try await e2e.anonymous(net, "tap-\(UUID().uuidString.prefix(6))") : try await Devnet(dir: net.dir).connectOperator()
+        let readable = [Topics.blocks("+", node: "+"), Topics.status("+", node: "+"), Topics.tccStatus("+"), Topics.presenceAll]
+        for f in insecure ? [Topics.root + "/#"] : readable { _ = try await tap.subscribe(f, qos: .atMostOnce) { captured.add($0) } }
         let (provider, consumers, channels) = try await e2e.openTrades(net, consumers: 1, every: 5)
         let (channel, tic) = channels[0]
         let p = try provider.session(channel: channel, tic: tic)
@@ -109,12 +117,16 @@ extension NetworkSuites {
         for _ in 1...3 { _ = try await p.settle(usage: 0.0001, firstStart: first, timeout: 60) }
         await tap.disconnect()
         let real = captured.all
-        #expect(real.count > 20, "captured \(real.count) real messages")
+        #expect(real.count > (insecure ? 20 : 5), "captured \(real.count) real messages")
+        let mallory = try PartyIdentity.create(network: "devnet")
 
         // The families an attacker writes to (status topics excepted: they
         // are reports, and forged ones would only fool this test's own reading).
         let groups = ["identity", "transaction"]
-        var families: [String] = [Topics.tccControl("transaction"), Topics.channelUp(channel, party: PartyName.of(consumers[0].me.did))]
+        var families: [String] = [
+            Topics.tccControl("transaction"), Topics.channelUp(channel, party: PartyName.of(consumers[0].me.did)),
+            Topics.channelUp(channel, party: PartyName.of(mallory.did)),
+        ]
         for g in groups {
             families += [Topics.tx(g), Topics.query(g, "block"), Topics.query(g, "did"), Topics.query(g, "evidence"), Topics.query(g, "match")]
             for n in nodes {
@@ -123,13 +135,13 @@ extension NetworkSuites {
         }
 
         // Load that must commit throughout, and the trade that must complete.
-        let load = Task { try e2e.run(net, ["chain", "load", "--broker", net.broker, "--identity", net.dir + "/tcc1.json", "--rate", "20", "--seconds", "30", "--drain", "60", "--json"]) }
+        let load = Task { try e2e.run(net, ["chain", "load", "--network", net.dir, "--identity", net.dir + "/tcc1.json", "--rate", "20", "--seconds", "30", "--drain", "60", "--json"]) }
         let trade = Task { () -> Int in
             for _ in 4...30 { _ = try await p.settle(usage: 0.0001, firstStart: first, timeout: 120) }
             return p.lastSequence
         }
         // 30 s of hostile traffic.
-        let attacker = try await e2e.client(net, "attacker-\(UUID().uuidString.prefix(6))")
+        let attacker = insecure ? try await e2e.anonymous(net, "attacker-\(UUID().uuidString.prefix(6))") : try await e2e.party(net, mallory.did)
         var rng = Rng(seed: 20_261_201)
         var sent = 0
         let until = Date().addingTimeInterval(30)
@@ -165,7 +177,7 @@ extension NetworkSuites {
         // The load committed everything it submitted, and the chain still commits.
         let l = try await load.value.json
         #expect((l?["submitted"]?.intValue ?? 0) > 0 && l?["committed"]?.intValue == l?["submitted"]?.intValue, "\(l?.compactString() ?? "no load result")")
-        let after = try e2e.run(net, ["chain", "load", "--broker", net.broker, "--identity", net.dir + "/tcc1.json", "--rate", "10", "--seconds", "1", "--json"]).json
+        let after = try e2e.run(net, ["chain", "load", "--network", net.dir, "--identity", net.dir + "/tcc1.json", "--rate", "10", "--seconds", "1", "--json"]).json
         #expect(after?["committed"]?.intValue == 10, "\(after?.compactString() ?? "")")
         // All nodes agree.
         let height = DevnetIntegrationTests().transaction(try DevnetIntegrationTests().status(net.dir), "node1").height

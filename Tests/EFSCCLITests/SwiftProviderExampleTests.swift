@@ -1,6 +1,7 @@
 import EFSCBus
 import EFSCChannel
 import EFSCCore
+import EFSCDevnet
 import EFSCCredentials
 import EFSCSDK
 import Foundation
@@ -60,14 +61,17 @@ extension NetworkSuites {
         #expect(try run.efsc(["devnet", "init", "--dir", net]).code == 0)
         let up = try run.efsc(["devnet", "up", "--dir", net])
         try #require(up.code == 0, "\(up.out)")
-        let network = try JSONParser.parse(try String(contentsOfFile: net + "/network.json", encoding: .utf8))
-        let broker = "mqtt://127.0.0.1:\(network["brokerPort"]!.intValue!)"
+        // The provider's identity and its broker account, made before it starts.
+        let ident = try run.efsc(["did", "create", "--network", "devnet"])
+        try ident.out.write(toFile: work + "/provider.json", atomically: true, encoding: .utf8)
+        let added = try run.efsc(["devnet", "add-party", "--dir", net, "--identity", work + "/provider.json", "--json"])
+        let profile = try #require(added.json?["profile"]?.stringValue, "\(added.out)")
         let inbox = work + "/inbox"
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
         let out = work + "/provider.out"
         let provider = try ChildProcess(
             path: binary,
-            arguments: ["--broker", broker, "--identity", work + "/provider.json", "--inbox", inbox, "--wallet", work + "/provider-wallet", "--count", "3", "--timeout", "120"],
+            arguments: ["--profile", profile, "--identity", work + "/provider.json", "--inbox", inbox, "--wallet", work + "/provider-wallet", "--count", "3", "--timeout", "120"],
             outputPath: out)
         defer { provider.terminate(grace: 2) }
         let providerDID = try await StateWait.until("the example provider to register its DID and publish its offer", timeout: 120) { () -> StateWait.Probe<String> in
@@ -79,11 +83,9 @@ extension NetworkSuites {
         try #require(!providerDID.isEmpty, "the example provider exited: \((try? String(contentsOfFile: out, encoding: .utf8)) ?? "")")
 
         // The consumer: its DID, the offer found on chain, a TIC application handed to the provider.
-        var mc = try MQTTConfiguration(url: broker, clientID: "example-consumer-\(UUID().uuidString.prefix(6))")
-        mc.offlinePolicy = .failFast
-        let bus = try MQTTClient(mc)
-        try await bus.connect()
-        let consumer = Trader(chain: ChainClient(bus: bus), identity: try PartyIdentity.create(network: "devnet"))
+        let consumerID = try PartyIdentity.create(network: "devnet")
+        let bus = try await Devnet(dir: net).connect(party: consumerID.did)
+        let consumer = Trader(chain: ChainClient(bus: bus), identity: consumerID)
         try await consumer.registerDID()
         let offer = try #require(try await consumer.offers().first { $0["offerId"] == "edge-gpu" }, "the example's offer is on chain")
         #expect(offer["provider"]?.stringValue == providerDID)

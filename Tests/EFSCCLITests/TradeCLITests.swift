@@ -17,13 +17,13 @@ extension NetworkSuites {
         }
         #expect(try run.efsc(["devnet", "init", "--dir", dir]).code == 0)
         #expect(try run.efsc(["devnet", "up", "--dir", dir]).code == 0)
-        let port = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))["brokerPort"]!.intValue!
-        let broker = "mqtt://127.0.0.1:\(port)"
-        func efsc(_ a: [String]) throws -> DevnetIntegrationTests.Run { try run.efsc(a + ["--broker", broker]) }
+        // Every command finds its profile in the devnet: a party's own (parties/<name>.json), else client.json.
+        func efsc(_ a: [String]) throws -> DevnetIntegrationTests.Run { try run.efsc(a + ["--network", dir]) }
         // Identities.
         for who in ["provider", "consumer"] {
             let c = try run.efsc(["did", "create", "--network", "devnet"])
             try c.out.write(toFile: "\(dir)/\(who).json", atomically: true, encoding: .utf8)
+            #expect(try run.efsc(["devnet", "add-party", "--dir", dir, "--identity", "\(dir)/\(who).json"]).code == 0)
             let id = try JSONParser.parse(try String(contentsOfFile: "\(dir)/\(who).json", encoding: .utf8))
             try JSON.array([id["operation"]!]).compactString().write(toFile: "\(dir)/\(who).log", atomically: true, encoding: .utf8)
             // The provider names its operation log; the consumer relies on its identity file.
@@ -52,7 +52,7 @@ extension NetworkSuites {
         let consumerOut = "\(dir)/consumer-settle.out"
         let consumer = try ChildProcess(
             path: CLITests.binary,
-            arguments: ["trade", "settle", "--identity", "\(dir)/consumer.json", "--channel", channel, "--count", "4", "--json", "--broker", broker] + wallet,
+            arguments: ["trade", "settle", "--identity", "\(dir)/consumer.json", "--channel", channel, "--count", "4", "--json", "--network", dir] + wallet,
             outputPath: consumerOut)
         let prov = try efsc(["trade", "settle", "--identity", "\(dir)/provider.json", "--channel", channel, "--count", "4", "--no-wait", "--usage", "0.0002", "--json"] + wallet)
         #expect(consumer.wait(timeout: 60))

@@ -23,10 +23,11 @@ extension NetworkSuites {
             _ = try? run.efsc(["devnet", "down", "--dir", dir])
             try? FileManager.default.removeItem(atPath: dir)
         }
-        #expect(try run.efsc(["devnet", "init", "--dir", dir]).code == 0)
+        // --insecure: this test reads the channel-control topic, which on the
+        // secure default only TCC accounts may read.
+        #expect(try run.efsc(["devnet", "init", "--dir", dir, "--insecure"]).code == 0)
         #expect(try run.efsc(["devnet", "up", "--dir", dir]).code == 0)
-        let net = try JSONParser.parse(try String(contentsOfFile: dir + "/network.json", encoding: .utf8))
-        var c = try MQTTConfiguration(url: "mqtt://127.0.0.1:\(net["brokerPort"]!.intValue!)", clientID: "trader")
+        var c = try DevnetIntegrationTests.clientConfiguration(dir, "trader")
         c.offlinePolicy = .failFast
         let client = try MQTTClient(c)
         try await client.connect()

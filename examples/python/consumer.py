@@ -3,8 +3,13 @@
 DID challenge, and countersigns the provider's settlements — written only
 from topics.md, with paho-mqtt and the standard library.
 
-    consumer.py --broker 127.0.0.1:1883 --identity consumer.json --tic tic.json \
+    consumer.py --profile parties/NAME.json --identity consumer.json --tic tic.json \
                 --channel ch-… --count 10 [--out DIR] [--timeout 60]
+
+--profile is the connection profile `efsc devnet add-party` wrote for this
+party (broker URL, user name = client id, password, CA, client certificate
+and key; TLS for mqtts://). Without it, --broker HOST:PORT connects
+anonymously (an --insecure network only).
 
 identity.json is what `efsc did create` prints (did, verificationMethod,
 secretKeyMultibase); tic.json the issued TIC (its claim holds the terms).
@@ -85,7 +90,8 @@ class Terms:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--broker", default="127.0.0.1:1883")
+    ap.add_argument("--profile", default=None, help="connection profile (JSON) from `efsc devnet add-party`")
+    ap.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of an anonymous broker (without --profile)")
     ap.add_argument("--identity", required=True)
     ap.add_argument("--tic", required=True)
     ap.add_argument("--channel", required=True)
@@ -104,15 +110,25 @@ def main():
     party = did.split(":")[-1]
     up = f"{ROOT}/channel/{a.channel}/party/{party}/up"
     down = f"{ROOT}/channel/{a.channel}/party/{party}/down"
-    client_id = "py-" + uuid.uuid4().hex[:10]
+    profile = json.load(open(a.profile)) if a.profile else None
+    # A secured broker binds the client id to the account: one connection per account.
+    client_id = profile["username"] if profile and profile.get("username") else "py-" + uuid.uuid4().hex[:10]
     reply_topic = f"{ROOT}/reply/{client_id}"
     if a.out:
         os.makedirs(a.out, exist_ok=True)
 
     inbox = queue.Queue()
-    host, port = a.broker.rsplit(":", 1)
+    url = profile["broker"] if profile else "mqtt://" + a.broker
+    scheme, rest = url.split("://", 1)
+    host, port = rest.split("/", 1)[0].rsplit(":", 1)
     cl = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
     cl.on_message = lambda _c, _u, m: inbox.put(m)
+    if profile and profile.get("username"):
+        cl.username_pw_set(profile["username"], profile.get("password"))
+    if scheme == "mqtts":
+        cl.tls_set(ca_certs=profile["ca"], certfile=profile.get("cert"), keyfile=profile.get("key"))
+    elif host not in ("127.0.0.1", "localhost", "::1") and not (profile or {}).get("insecure"):
+        sys.exit(f"error: {url}: plain MQTT would leave this host unencrypted; use the broker's mqtts:// listener")
     cl.connect(host, int(port))
     cl.subscribe([(down, 1), (reply_topic, 1)])
     cl.loop_start()

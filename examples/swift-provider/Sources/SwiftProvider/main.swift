@@ -25,13 +25,16 @@ struct Options {
     var wallet = "provider-wallet"
     var count = 3
     var timeout = 120.0
+    var profile: String?
 
     static let usage = """
-        usage: swift-provider [--broker URL] [--identity FILE] [--network NAME] [--offer ID]
+        usage: swift-provider [--profile FILE | --broker URL] [--identity FILE] [--network NAME] [--offer ID]
                              [--inbox DIR] [--wallet DIR] [--count N] [--timeout SECONDS]
         defaults: --broker mqtt://127.0.0.1:1883 --identity provider.json --network devnet --offer edge-gpu
                   --inbox inbox --wallet provider-wallet --count 3 (1...10000) --timeout 120 (seconds to wait
                   for the consumer's application and for each settlement)
+        --profile: the connection profile `efsc devnet add-party` wrote for this provider (broker URL, account,
+                  CA, client certificate); --broker alone connects anonymously (an --insecure network only)
         """
 
     init(_ args: [String]) throws {
@@ -44,6 +47,7 @@ struct Options {
         while i < args.count {
             switch args[i] {
             case "--broker": broker = try value()
+            case "--profile": profile = try value()
             case "--identity": identity = try value()
             case "--network": network = try value()
             case "--offer": offer = try value()
@@ -92,7 +96,9 @@ func run(_ o: Options) async throws {
         try write(o.identity, me.json)
         chmod(o.identity, 0o600)
     }
-    var config = try MQTTConfiguration(url: o.broker, clientID: "swift-provider-\(PartyName.of(me.did).prefix(8))")
+    // A secured network: the profile's account (client id = user name); else anonymous.
+    var config = try (o.profile.map { try BrokerProfile.load($0) } ?? BrokerProfile(url: o.broker))
+        .configuration(fallbackClientID: "swift-provider-\(PartyName.of(me.did).prefix(8))")
     config.offlinePolicy = .failFast
     let bus = try MQTTClient(config)
     try await bus.connect()
