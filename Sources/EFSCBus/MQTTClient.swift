@@ -27,7 +27,14 @@ public final class MQTTClient: @unchecked Sendable {
     private var pendingPublishes: [Int32: CheckedContinuation<Void, Error>] = [:]
     private var pendingSubscribes: [Int32: (filter: String, cont: CheckedContinuation<Void, Error>)] = [:]
     private var pendingUnsubscribes: [Int32: CheckedContinuation<Void, Error>] = [:]
+    /// Local handlers by their own id.
     private var subscriptions: [UInt32: Subscription] = [:]
+    /// What the broker holds: one subscription per filter (its identifier
+    /// is the first handler's id), shared by every local handler of that
+    /// filter — a second SUBSCRIBE to the same filter replaces the broker's
+    /// subscription, so identifiers must not multiply.
+    private var brokerSubscriptions: [UInt32: BrokerSubscription] = [:]
+    private var brokerIDOfFilter: [String: UInt32] = [:]
     private var nextSubscriptionID: UInt32 = 1
     private var offlineQueue: [(MQTTMessage, CheckedContinuation<Void, Error>?)] = []
     private var pendingRequests: [[UInt8]: CheckedContinuation<MQTTMessage, Error>] = [:]
@@ -38,9 +45,15 @@ public final class MQTTClient: @unchecked Sendable {
 
     struct Subscription {
         let filter: String
-        let qos: QoS
-        var noLocal = false
+        let brokerID: UInt32
         let deliver: @Sendable (MQTTMessage) -> Bool
+    }
+
+    struct BrokerSubscription {
+        let filter: String
+        var qos: QoS
+        var noLocal: Bool
+        var handlers: [UInt32]
     }
 
     /// Messages that arrived while a subscription's buffer was full (counted, never silent).
@@ -176,7 +189,7 @@ public final class MQTTClient: @unchecked Sendable {
     fileprivate func handleConnect(rc: Int32, flags: Int32) {
         var toResume: CheckedContinuation<Void, Error>? = nil
         var failure: Error? = nil
-        var resubscribe: [(UInt32, Subscription)] = []
+        var resubscribe: [(UInt32, BrokerSubscription)] = []
         var flush: [(MQTTMessage, CheckedContinuation<Void, Error>?)] = []
         lock.withLock {
             toResume = connectWaiter
@@ -185,7 +198,7 @@ public final class MQTTClient: @unchecked Sendable {
                 if connected == false && toResume == nil { _reconnects += 1 }
                 connected = true
                 let sessionPresent = flags & 1 == 1
-                if !sessionPresent { resubscribe = subscriptions.sorted { $0.key < $1.key } }
+                if !sessionPresent { resubscribe = brokerSubscriptions.sorted { $0.key < $1.key } }
                 flush = offlineQueue
                 offlineQueue = []
             } else {
@@ -347,21 +360,38 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func subscribe(_ filter: String, qos: QoS, noLocal: Bool = false, deliver: @escaping @Sendable (MQTTMessage) -> Bool) async throws -> UInt32 {
         guard TopicFilter.isValid(filter) else { throw MQTTError.invalidTopic(filter) }
-        let id = lock.withLock { () -> UInt32 in
+        let (id, brokerID) = lock.withLock { () -> (UInt32, UInt32) in
             let id = nextSubscriptionID
             nextSubscriptionID += 1
-            subscriptions[id] = Subscription(filter: filter, qos: qos, noLocal: noLocal, deliver: deliver)
-            return id
+            let bid = brokerIDOfFilter[filter] ?? id
+            brokerIDOfFilter[filter] = bid
+            brokerSubscriptions[bid, default: BrokerSubscription(filter: filter, qos: qos, noLocal: noLocal, handlers: [])].handlers.append(id)
+            brokerSubscriptions[bid]!.qos = qos
+            brokerSubscriptions[bid]!.noLocal = noLocal
+            subscriptions[id] = Subscription(filter: filter, brokerID: bid, deliver: deliver)
+            return (id, bid)
         }
         do {
+            // The same filter again: the same identifier, so the broker's
+            // subscription keeps delivering to every handler of it.
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-                if let e = rawSubscribe(filter, qos: qos, noLocal: noLocal, id: id, cont: c) { c.resume(throwing: e) }
+                if let e = rawSubscribe(filter, qos: qos, noLocal: noLocal, id: brokerID, cont: c) { c.resume(throwing: e) }
             }
         } catch {
-            _ = lock.withLock { subscriptions.removeValue(forKey: id) }
+            lock.withLock { _ = removeHandler(id) }
             throw error
         }
         return id
+    }
+
+    /// Forgets a local handler; returns the filter when no handler of it is left.
+    private func removeHandler(_ id: UInt32) -> String? {
+        guard let s = subscriptions.removeValue(forKey: id) else { return nil }
+        brokerSubscriptions[s.brokerID]?.handlers.removeAll { $0 == id }
+        guard brokerSubscriptions[s.brokerID]?.handlers.isEmpty ?? true else { return nil }
+        brokerSubscriptions[s.brokerID] = nil
+        brokerIDOfFilter[s.filter] = nil
+        return s.filter
     }
 
     private func rawSubscribe(_ filter: String, qos: QoS, noLocal: Bool, id: UInt32, cont: CheckedContinuation<Void, Error>?) -> Error? {
@@ -389,13 +419,12 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public func unsubscribe(id: UInt32) async throws {
-        guard let s = lock.withLock({ subscriptions.removeValue(forKey: id) }) else { return }
-        let stillUsed = lock.withLock { subscriptions.values.contains { $0.filter == s.filter } }
-        if stillUsed { return }
+        // The broker's subscription goes only with the filter's last handler.
+        guard let filter = lock.withLock({ removeHandler(id) }) else { return }
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
             var mid: Int32 = 0
             let rc: Int32 = lock.withLock {
-                let rc = mosquitto_unsubscribe_v5(mosq, &mid, s.filter, nil)
+                let rc = mosquitto_unsubscribe_v5(mosq, &mid, filter, nil)
                 if rc == MOSQ_ERR_SUCCESS.rawValue { pendingUnsubscribes[mid] = c }
                 return rc
             }
@@ -418,8 +447,8 @@ public final class MQTTClient: @unchecked Sendable {
         }
         let targets: [Subscription] = lock.withLock {
             let ids = m.properties.subscriptionIdentifiers
-            if !ids.isEmpty { return ids.compactMap { subscriptions[$0] } }
-            return subscriptions.values.filter { TopicFilter.matches($0.filter, m.topic) }
+            let bids = !ids.isEmpty ? ids : brokerSubscriptions.filter { TopicFilter.matches($0.value.filter, m.topic) }.map(\.key)
+            return bids.flatMap { brokerSubscriptions[$0]?.handlers ?? [] }.compactMap { subscriptions[$0] }
         }
         var overflow = 0
         for t in targets where !t.deliver(m) { overflow += 1 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EFSCBus
 import EFSCCore
+import EFSCDevnet
 import Foundation
 
 /// `efsc bench bus`: publish → broker → subscriber through the Swift client,
@@ -21,7 +22,10 @@ struct BenchBus: AsyncParsableCommand {
             (so it is not queueing delay). Messages published but not delivered (QoS 0 may drop) are reported as
             lost. Target: ratio ≥ 0.8 at QoS 0. JSON keys: qos, payloadBytes, msgsPerSecond, baselineMsgsPerSecond,
             ratio, p50Micros, p99Micros (plus messages: received by the Swift subscriber over all rounds, lost,
-            rounds, seconds). Exit status: 0 measured, 1 when a round received nothing within 30 s (the error
+            rounds, seconds). --tls (private broker only: broker/bench-tls.conf, a throwaway CA) adds, in the same
+            run and alternating with the plain rounds, the Swift client over the TLS listener with a client
+            certificate, and the cost of TLS against plain loopback: tlsMsgsPerSecond, tlsP50Micros, tlsP99Micros,
+            tlsRatio (TLS / plain). Exit status: 0 measured, 1 when a round received nothing within 30 s (the error
             names the round and side).
             """)
     @Option(name: .long, help: "Payload size in bytes (16...65536).") var payloadBytes = 256
@@ -30,6 +34,7 @@ struct BenchBus: AsyncParsableCommand {
     @Option(name: .long, help: "Alternating rounds; medians are reported.") var rounds = 3
     @Option(name: .long, help: "Use this broker instead of a private one (mqtt://HOST:PORT).") var broker: String?
     @Option(name: .long, help: "broker/dev.conf to start the private broker from.") var brokerConfig: String?
+    @Flag(name: .long, help: "Also measure the Swift client over TLS (client certificate) against the plain loopback run.") var tls = false
     @Flag(name: .long, help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -37,6 +42,7 @@ struct BenchBus: AsyncParsableCommand {
         guard qos == 0 || qos == 1 else { throw ValidationError("--qos must be 0 or 1") }
         guard seconds > 0 && seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard (1...51).contains(rounds) else { throw ValidationError("--rounds must be 1...51") }
+        guard !(tls && broker != nil) else { throw ValidationError("--tls measures a private broker; it cannot be combined with --broker") }
     }
 
     static func findDevConf(_ explicit: String?) throws -> String {
@@ -60,8 +66,17 @@ struct BenchBus: AsyncParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: work) }
             var local: BrokerProcess? = nil
             let url: String
+            var tlsClient: MQTTConfiguration.TLS? = nil
             if let b = broker {
                 url = b
+            } else if tls {
+                let ca = try NetworkCA.create(in: work + "/broker")
+                try ca.issueClient("bench", certificate: work + "/broker/bench.crt", key: work + "/broker/bench.key")
+                tlsClient = .init(caFile: ca.certificate, certFile: work + "/broker/bench.crt", keyFile: work + "/broker/bench.key")
+                let p = try BrokerProcess(template: try BrokerTemplates.find("bench-tls.conf", explicit: brokerConfig), dir: work + "/broker")
+                try p.start()
+                local = p
+                url = p.url
             } else {
                 let p = try BrokerProcess(template: try Self.findDevConf(brokerConfig), dir: work + "/broker")
                 try p.start()
@@ -79,7 +94,14 @@ struct BenchBus: AsyncParsableCommand {
             var p99s: [Double] = []
             var lost = 0
             var received = 0
+            var tlsRates: [Double] = [], tlsP50s: [Double] = [], tlsP99s: [Double] = []
             for r in 0..<rounds {
+                if let tlsClient, let tlsURL = local?.tlsURL {
+                    let t = try await swiftRound(url: tlsURL, round: 1000 + r, tls: tlsClient)
+                    tlsRates.append(t.rate)
+                    tlsP50s.append(t.p50)
+                    tlsP99s.append(t.p99)
+                }
                 let s = try await swiftRound(url: url, round: r)
                 swiftRates.append(s.rate)
                 p50s.append(s.p50)
@@ -91,19 +113,30 @@ struct BenchBus: AsyncParsableCommand {
             let rate = BenchSupport.median(swiftRates)
             let base = BenchSupport.median(baseRates)
             let ratio = base > 0 ? rate / base : 0
-            let out: JSON = [
+            var out: JSONObject = [
                 "qos": .number(Double(qos)), "payloadBytes": .number(Double(payloadBytes)), "msgsPerSecond": .number(rate.rounded()),
                 "baselineMsgsPerSecond": .number(base.rounded()), "ratio": .number((ratio * 1000).rounded() / 1000),
                 "p50Micros": .number(BenchSupport.median(p50s).rounded()), "p99Micros": .number(BenchSupport.median(p99s).rounded()),
                 "messages": .number(Double(received)), "lost": .number(Double(lost)), "rounds": .number(Double(rounds)), "seconds": .number(seconds),
             ]
+            let tlsRate = BenchSupport.median(tlsRates)
+            if !tlsRates.isEmpty {
+                out["tlsMsgsPerSecond"] = .number(tlsRate.rounded())
+                out["tlsP50Micros"] = .number(BenchSupport.median(tlsP50s).rounded())
+                out["tlsP99Micros"] = .number(BenchSupport.median(tlsP99s).rounded())
+                out["tlsRatio"] = .number(rate > 0 ? (tlsRate / rate * 1000).rounded() / 1000 : 0)
+            }
             if json {
-                Output.line(out.prettyString())
+                Output.line(JSON.object(out).prettyString())
             } else {
                 Output.line("bus: \(payloadBytes) B messages at QoS \(qos), \(rounds) round(s) of \(seconds) s per side, medians; broker \(url)")
                 Output.line("  Swift client (libmosquitto)   \(Int(rate)) msgs/s   p50 \(Int(BenchSupport.median(p50s))) µs   p99 \(Int(BenchSupport.median(p99s))) µs   lost \(lost)")
                 Output.line("  mosquitto_pub → mosquitto_sub \(Int(base)) msgs/s (the raw limit)")
                 Output.line("  ratio \(String(format: "%.3f", ratio)) (target ≥ 0.8 at QoS 0)")
+                if !tlsRates.isEmpty {
+                    Output.line("  Swift client over TLS         \(Int(tlsRate)) msgs/s   p50 \(Int(BenchSupport.median(tlsP50s))) µs   p99 \(Int(BenchSupport.median(tlsP99s))) µs   (client certificate, TLS 1.2+)")
+                    Output.line("  cost of TLS: \(String(format: "%.3f", rate > 0 ? tlsRate / rate : 0)) × the plain loopback rate")
+                }
             }
         }
     }
@@ -144,12 +177,14 @@ struct BenchBus: AsyncParsableCommand {
         return Double(b - a) / (tb - ta)
     }
 
-    func swiftRound(url: String, round: Int) async throws -> SwiftRound {
+    func swiftRound(url: String, round: Int, tls: MQTTConfiguration.TLS? = nil) async throws -> SwiftRound {
         let topic = Topics.presence("bench-\(getpid())-\(round)")
         var sc = try MQTTConfiguration(url: url, clientID: "bench-sub-\(getpid())-\(round)")
         sc.offlinePolicy = .failFast
+        sc.tls = tls
         var pc = try MQTTConfiguration(url: url, clientID: "bench-pub-\(getpid())-\(round)")
         pc.offlinePolicy = .failFast
+        pc.tls = tls
         let subscriber = try MQTTClient(sc)
         let publisher = try MQTTClient(pc)
         try await subscriber.connect()

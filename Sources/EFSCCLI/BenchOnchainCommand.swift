@@ -65,7 +65,8 @@ struct BenchOnchain: AsyncParsableCommand {
                 let net = try Devnet(dir: dir)
                 let load = try Self.run(
                     exe,
-                    ["chain", "load", "--broker", net.brokerURL, "--identity", dir + "/tcc1.json", "--rate", String(rate), "--seconds", String(seconds),
+                    // The load stands for a TCC on the broker's host: the client account on the loopback listener.
+                    ["chain", "load", "--network", dir, "--broker", net.brokerURL, "--identity", dir + "/tcc1.json", "--rate", String(rate), "--seconds", String(seconds),
                      "--batch", String(batch), "--in-flight", String(inFlight ?? max(4, min(2 * mv, 32))), "--json"], timeout: seconds + 120)
                 guard load.code == 0, let j = try? JSONParser.parse(load.out) else { throw CLIError("chain load failed: \(load.out)") }
                 _ = try Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)

@@ -1,3 +1,4 @@
+import EFSCCore
 import Foundation
 import Testing
 @testable import EFSCBus
@@ -220,5 +221,30 @@ import Testing
         #expect(!TopicFilter.isValid("a/#/b"))
         #expect(!TopicFilter.isValid("a/b+"))
         #expect(!TopicFilter.isValidTopic("a/+"))
+    }
+
+    /// Two handlers of one filter on one connection: a second SUBSCRIBE to
+    /// the same filter replaces the broker's subscription (and its
+    /// identifier), so the client shares one broker subscription between
+    /// them: both receive, and dropping one leaves the other receiving.
+    @Test func twoHandlersOfOneFilterBothReceive() async throws {
+        try await BrokerFixture.withDevBroker { b in
+            let c = try await BrokerFixture.client(b.url, "two-handlers")
+            let pub = try await BrokerFixture.client(b.url, "two-handlers-pub")
+            let first = Inbox(), second = Inbox(), overlapping = Inbox()
+            let topic = Topics.presence("two-handlers-topic")
+            let id1 = try await c.subscribe(topic, qos: .atLeastOnce) { first.add($0) }
+            _ = try await c.subscribe(topic, qos: .atLeastOnce) { second.add($0) }
+            _ = try await c.subscribe(Topics.presenceAll, qos: .atLeastOnce) { overlapping.add($0) }
+            try await pub.publish(topic, payload: [1], qos: .atLeastOnce)
+            for (name, inbox) in [("first", first), ("second", second), ("overlapping", overlapping)] { #expect(await inbox.wait(for: 1), "\(name) got nothing") }
+            try await c.unsubscribe(id: id1)
+            try await pub.publish(topic, payload: [2], qos: .atLeastOnce)
+            #expect(await second.wait(for: 2), "the remaining handler stopped receiving")
+            #expect(await overlapping.wait(for: 2))
+            #expect(first.count == 1, "an unsubscribed handler still received")
+            await c.disconnect()
+            await pub.disconnect()
+        }
     }
 }

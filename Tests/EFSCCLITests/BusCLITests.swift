@@ -88,4 +88,23 @@ import Testing
             if qos == 1 { #expect(j["lost"]?.intValue == 0, "QoS 1 loses nothing: \(text)") }
         }
     }
+
+    /// `--tls`: the Swift client over a TLS listener with a client
+    /// certificate, next to the plain loopback run of the same invocation.
+    @Test func benchBusReportsTheCostOfTLS() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("bench-tls-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try spawn(["bench", "bus", "--tls", "--seconds", "0.5", "--rounds", "1", "--json"], out: out)
+        #expect(p.wait(timeout: 120), "bench bus --tls did not finish within 120 s")
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(p.exitCode == 0, "\(text)")
+        let j = try JSONParser.parse(text)
+        for k in ["msgsPerSecond", "tlsMsgsPerSecond", "tlsP50Micros", "tlsP99Micros", "tlsRatio"] {
+            #expect((j[k]?.doubleValue ?? 0) > 0, "\(k) in \(text)")
+        }
+        let ratio = (j["tlsMsgsPerSecond"]?.doubleValue ?? 0) / max(1, j["msgsPerSecond"]?.doubleValue ?? 1)
+        #expect(abs(ratio - (j["tlsRatio"]?.doubleValue ?? 0)) < 0.01, "\(text)")
+        let bad = try spawn(["bench", "bus", "--tls", "--broker", "mqtt://127.0.0.1:1"], out: out)
+        #expect(bad.wait(timeout: 30) && bad.exitCode != 0)
+    }
 }

@@ -81,6 +81,13 @@ extension NetworkSuites {
         remote.url = "mqtt://192.0.2.1:1883"
         #expect(throws: BrokerProfileError.self) { _ = try remote.configuration(fallbackClientID: "x") }
 
+        // Client commands reach it with the profile alone: `bus tap` reads what the client account may,
+        // and a filter it may not read is refused with the broker's reason.
+        let tap = try run.efsc(["bus", "tap", Topics.statusAll("transaction"), "--network", dir, "--count", "1", "--json"])
+        #expect(tap.code == 0 && tap.out.contains("\"topic\""), "\(tap.out)")
+        let snoop = try run.efsc(["bus", "tap", Topics.pbftAll("transaction"), "--network", dir, "--count", "1", "--seconds", "2"])
+        #expect(snoop.code != 0 && snoop.out.contains("refused"), "\(snoop.out)")
+
         // 3. Parties join at runtime, each confined to its own channel halves.
         let alice = try PartyIdentity.create(network: "devnet"), bob = try PartyIdentity.create(network: "devnet")
         for p in [alice, bob] {
