@@ -119,7 +119,7 @@ struct BenchBus: AsyncParsableCommand {
                 "p50Micros": .number(BenchSupport.median(p50s).rounded()), "p99Micros": .number(BenchSupport.median(p99s).rounded()),
                 "messages": .number(Double(received)), "lost": .number(Double(lost)), "rounds": .number(Double(rounds)), "seconds": .number(seconds),
             ]
-            let tlsRate = BenchSupport.median(tlsRates)
+            let tlsRate = tlsRates.isEmpty ? 0 : BenchSupport.median(tlsRates)
             if !tlsRates.isEmpty {
                 out["tlsMsgsPerSecond"] = .number(tlsRate.rounded())
                 out["tlsP50Micros"] = .number(BenchSupport.median(tlsP50s).rounded())

@@ -220,7 +220,9 @@ enum BenchSupport {
         return (median(w), median(r))
     }
 
+    /// The median; 0 for no values.
     static func median(_ xs: [Double]) -> Double {
+        guard !xs.isEmpty else { return 0 }
         let s = xs.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }

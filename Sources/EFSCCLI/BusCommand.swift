@@ -51,8 +51,6 @@ struct BrokerOptions: ParsableArguments {
         return p
     }
 
-    var url: String { (try? profile().url) ?? broker ?? "mqtt://127.0.0.1:1883" }
-
     func configuration(clientPrefix: String, party: String? = nil) throws -> MQTTConfiguration {
         let p = try profile(party: party)
         if let party, let u = p.username, u != party {

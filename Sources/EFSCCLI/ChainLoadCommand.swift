@@ -3,7 +3,6 @@ import EFSCBus
 import EFSCChannel
 import EFSCContracts
 import EFSCCore
-import EFSCDevnet
 import EFSCIdentity
 import Foundation
 

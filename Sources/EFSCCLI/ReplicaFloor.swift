@@ -1,7 +1,6 @@
 import EFSCChannel
 import EFSCContracts
 import EFSCCore
-import EFSCDevnet
 import EFSCIdentity
 import EFSCLedger
 import EFSCNode
