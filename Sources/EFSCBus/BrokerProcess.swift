@@ -92,6 +92,41 @@ public final class BrokerProcess: @unchecked Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
+    /// Whether a loopback TCP port can be bound right now.
+    public static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// A free loopback port outside the kernel's ephemeral range
+    /// (/proc/sys/net/ipv4/ip_local_port_range), for a port chosen now and
+    /// bound later: a port from `freePort()` may meanwhile become the local
+    /// end of some outgoing connection. Not one of `taken`.
+    public static func stablePort(excluding taken: Set<Int> = []) throws -> Int {
+        var lo = 32768, hi = 60999
+        if let t = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8) {
+            let v = t.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+            if v.count == 2 { (lo, hi) = (v[0], v[1]) }
+        }
+        let below = lo - 10_000 >= 1_000 ? Array(10_000..<lo) : []
+        let above = hi < 65_000 ? Array((hi + 1)...65_535) : []
+        let candidates = below + above
+        guard !candidates.isEmpty else { return try freePort() }
+        for _ in 0..<500 {
+            let p = candidates[Int.random(in: 0..<candidates.count)]
+            if !taken.contains(p) && isFree(p) { return p }
+        }
+        throw BrokerError(message: "no free loopback port outside the ephemeral range \(lo)-\(hi)")
+    }
+
     /// The path of an executable on $PATH (or in the sbin directories).
     public static func which(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"

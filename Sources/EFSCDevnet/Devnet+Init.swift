@@ -49,8 +49,17 @@ extension Devnet {
         let oldMask = umask(0o077)
         defer { umask(oldMask) }
         try FileManager.default.createDirectory(atPath: dir + "/broker", withIntermediateDirectories: true)
-        let port = try o.brokerPort ?? BrokerProcess.freePort()
-        let tlsPort = o.insecure ? nil : try o.brokerTLSPort ?? BrokerProcess.freePort()
+        // Ports are chosen now and bound at `devnet up`: outside the kernel's
+        // ephemeral range, so no outgoing connection takes one meanwhile.
+        var taken: Set<Int> = []
+        func stable() throws -> Int {
+            let p = try BrokerProcess.stablePort(excluding: taken)
+            taken.insert(p)
+            return p
+        }
+        let port = try o.brokerPort ?? stable()
+        taken.insert(port)
+        let tlsPort = o.insecure ? nil : try o.brokerTLSPort ?? stable()
         let componentURL = o.brokerURL ?? "mqtt://127.0.0.1:\(port)"
         let parsed: MQTTConfiguration
         do { parsed = try MQTTConfiguration(url: componentURL, clientID: "check") } catch { throw DevnetError(.invalid, "--broker-url: \(error)") }
@@ -97,7 +106,7 @@ extension Devnet {
             let tccConfig: JSON = [
                 "name": .string("tcc\(t)"), "broker": .string(componentURL), "brokerAuth": auth.authJSON, "dataDir": .string("\(dirPath)/tcc\(t)/data"),
                 "identity": .string("\(dirPath)/tcc\(t).json"), "node": .string("node\((t - 1) % o.nodes + 1)"),
-                "metricsPort": .number(Double(try BrokerProcess.freePort())),
+                "metricsPort": .number(Double(try stable())),
                 "members": .array(keys.map { .object(["publicKeyMultibase": .string($0.publicKey.multibase)]) }),
             ]
             try write("\(dir)/tcc\(t)/config.json", tccConfig, private: true)
@@ -112,7 +121,7 @@ extension Devnet {
                 "members": .array(members), "groups": .array(o.groups.map { .string($0) }), "broker": .string(componentURL), "brokerAuth": auth.authJSON,
                 "dataDir": .string("\(dirPath)/\(id)/data"), "tccs": .array(tccList), "maxTransactionsPerBlock": .number(Double(o.maxTransactionsPerBlock)),
                 "minBlockIntervalMillis": .number(Double(o.minBlockIntervalMillis)),
-                "metricsPort": .number(Double(try BrokerProcess.freePort())),
+                "metricsPort": .number(Double(try stable())),
             ]
             try write("\(dir)/\(id)/config.json", cfg, private: true)
         }

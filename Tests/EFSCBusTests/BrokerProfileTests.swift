@@ -52,3 +52,18 @@ struct BrokerProfileTests {
         }
     }
 }
+
+/// Ports a devnet chooses at init and binds later lie outside the kernel's
+/// ephemeral range (an outgoing connection could take one meanwhile), are
+/// free now, and are never handed out twice in one init.
+@Test func stablePortsLieOutsideTheEphemeralRange() throws {
+    let t = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+    let v = t.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+    var taken: Set<Int> = []
+    for _ in 0..<50 {
+        let p = try BrokerProcess.stablePort(excluding: taken)
+        #expect(!(v[0]...v[1]).contains(p), "port \(p) is in the ephemeral range \(v)")
+        #expect(!taken.contains(p) && BrokerProcess.isFree(p))
+        taken.insert(p)
+    }
+}
