@@ -93,18 +93,7 @@ public final class BrokerProcess: @unchecked Sendable {
     }
 
     /// Whether a loopback TCP port can be bound right now.
-    public static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
+    public static func isFree(_ port: Int) -> Bool { onLoopbackSocket(port) { bind($0, $1, $2) == 0 } }
 
     /// A free loopback port outside the kernel's ephemeral range
     /// (/proc/sys/net/ipv4/ip_local_port_range), for a port chosen now and
@@ -221,7 +210,10 @@ public final class BrokerProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process?.isRunning ?? false }
 
-    static func accepts(_ port: Int) -> Bool {
+    static func accepts(_ port: Int) -> Bool { onLoopbackSocket(port) { connect($0, $1, $2) == 0 } }
+
+    /// `body` on a fresh TCP socket and the address 127.0.0.1:`port`.
+    static func onLoopbackSocket(_ port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -230,7 +222,7 @@ public final class BrokerProcess: @unchecked Sendable {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
     }
 }
