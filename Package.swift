@@ -68,7 +68,7 @@ let package = Package(
         ]),
         // Layer 6: channels — what TCCs and parties share (chain client, channel
         // protocol, settlement terms), the TCC service, and the party SDK.
-        .target(name: "EFSCChannel", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCContracts"]),
+        .target(name: "EFSCChannel", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts"]),
         .target(name: "EFSCTCC", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCStore", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCChannel",
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus", "EFSCAdversary", "EFSCCore"]),
-        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
         .testTarget(name: "EFSCFuzzTests", dependencies: ["EFSCFuzz", "EFSCCore"]),

@@ -491,11 +491,13 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     /// Replies to a request: publishes to its response topic with its correlation data.
-    public func respond(to request: MQTTMessage, payload: [UInt8], qos: QoS = .atLeastOnce, userProperties: [UserProperty] = []) async throws {
+    public func respond(
+        to request: MQTTMessage, payload: [UInt8], qos: QoS = .atLeastOnce, contentType: String? = nil, userProperties: [UserProperty] = []
+    ) async throws {
         guard let rt = request.properties.responseTopic else { throw MQTTError.invalidTopic("(request has no response topic)") }
         try await publish(
             rt, payload: payload, qos: qos,
-            properties: MQTTProperties(correlationData: request.properties.correlationData, userProperties: userProperties))
+            properties: MQTTProperties(correlationData: request.properties.correlationData, contentType: contentType, userProperties: userProperties))
     }
 }
 

@@ -11,7 +11,7 @@ public enum Topics {
 
     /// Query kinds served by chain nodes.
     public enum QueryKind: String, Sendable, CaseIterable {
-        case did, template, offers, match, evidence, channel, block, tx, status
+        case did, template, offers, match, evidence, channel, block, tx, status, history
     }
 
     // Chain group topics.

@@ -51,9 +51,12 @@ struct BrokerOptions: ParsableArguments {
         return p
     }
 
-    func configuration(clientPrefix: String, party: String? = nil) throws -> MQTTConfiguration {
+    /// `party`: the account name of the party the command acts as (its
+    /// profile is preferred in a devnet directory); `requireParty`: the
+    /// command uses that party's channel topics, so another account will not do.
+    func configuration(clientPrefix: String, party: String? = nil, requireParty: Bool = false) throws -> MQTTConfiguration {
         let p = try profile(party: party)
-        if let party, let u = p.username, u != party {
+        if requireParty, let party, let u = p.username, u != party {
             throw CLIError("the profile's account '\(u)' is not party \(party): the broker would refuse its channel topics (add it with `efsc devnet add-party`)")
         }
         var c: MQTTConfiguration
@@ -63,15 +66,15 @@ struct BrokerOptions: ParsableArguments {
         return c
     }
 
-    func connect(clientPrefix: String, party: String? = nil) async throws -> MQTTClient {
-        let client = try MQTTClient(try configuration(clientPrefix: clientPrefix, party: party))
+    func connect(clientPrefix: String, party: String? = nil, requireParty: Bool = false) async throws -> MQTTClient {
+        let client = try MQTTClient(try configuration(clientPrefix: clientPrefix, party: party, requireParty: requireParty))
         try await client.connect()
         return client
     }
 
     /// One request/response round trip on its own connection; the reply as JSON.
-    func requestJSON(_ topic: String, payload: [UInt8], timeout: Double, clientPrefix: String) async throws -> JSON {
-        let client = try await connect(clientPrefix: clientPrefix)
+    func requestJSON(_ topic: String, payload: [UInt8], timeout: Double, clientPrefix: String, party: String? = nil) async throws -> JSON {
+        let client = try await connect(clientPrefix: clientPrefix, party: party)
         let reply: MQTTMessage
         do {
             reply = try await client.request(topic, payload: payload, timeout: timeout)

@@ -37,7 +37,8 @@ struct SenderOptions: ParsableArguments {
         let (did, key, method) = try signer()
         let nonce = Int(DateTime.currentTime() * 1_000_000)
         let tx = try ChainTransaction.make(group: group, sender: did, nonce: nonce, op: op, args: args, key: key, method: method)
-        return try await brokerOptions.requestJSON(Topics.tx(group), payload: tx.bytes, timeout: timeout, clientPrefix: "efsc-send")
+        // As the sender's own account when the devnet has one for it.
+        return try await brokerOptions.requestJSON(Topics.tx(group), payload: tx.bytes, timeout: timeout, clientPrefix: "efsc-send", party: PartyName.of(did))
     }
 
     func report(_ r: JSON, what: String) throws {

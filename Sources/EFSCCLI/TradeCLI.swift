@@ -20,7 +20,7 @@ struct PartyOptions: ParsableArguments {
 
     func trader(prefix: String) async throws -> Trader {
         let me = try load()
-        let bus = try await brokerOptions.connect(clientPrefix: "\(prefix)-\(PartyName.of(me.did).prefix(8))", party: PartyName.of(me.did))
+        let bus = try await brokerOptions.connect(clientPrefix: "\(prefix)-\(PartyName.of(me.did).prefix(8))", party: PartyName.of(me.did), requireParty: true)
         return Trader(chain: ChainClient(bus: bus, timeout: timeout), identity: me)
     }
 }

@@ -3,6 +3,7 @@ import EFSCContracts
 import EFSCCore
 import EFSCCredentials
 import EFSCIdentity
+import EFSCLedger
 
 /// A chain query or submission that did not succeed, with the node's reason.
 public struct ChainError: Error, Sendable, CustomStringConvertible {
@@ -31,6 +32,24 @@ public final class ChainClient: Sendable {
         do { j = try JSONParser.parse(r.payload) } catch { throw ChainError("malformed reply to a \(kind) query: \(error)") }
         guard j["ok"]?.boolValue == true else { throw ChainError(j["error"]?.stringValue ?? "the \(kind) query failed") }
         return j["result"] ?? .null
+    }
+
+    /// A page of committed blocks of `group` from `from` (the `history`
+    /// query): consecutive blocks with their commit certificates, decoded
+    /// but not verified — checking certificates and links against the
+    /// network's keys is the caller's. Throws the node's reason
+    /// (`not-committed`, `pruned`, `bad-query`) as a `ChainError`.
+    public func history(_ group: String, from: UInt64, max: Int? = nil, node: String? = nil) async throws -> HistoryPage {
+        let kind = Topics.QueryKind.history.rawValue
+        let topic = node.map { Topics.query(group, kind, node: $0) } ?? Topics.query(group, kind)
+        var params: JSONObject = ["from": .number(Double(from))]
+        if let max { params["max"] = .number(Double(max)) }
+        let r = try await bus.request(topic, payload: try JCS.canonicalize(["kind": .string(kind), "params": .object(params)]), timeout: timeout)
+        if r.payload.starts(with: HistoryPage.magic) {
+            do { return try HistoryPage(decoding: r.payload) } catch { throw ChainError("a history reply that does not decode: \(error)") }
+        }
+        let j = try? JSONParser.parse(r.payload)
+        throw ChainError(j?["error"]?.stringValue.map { "\(j?["code"]?.stringValue ?? "error"): \($0)" } ?? "a history reply that is neither a page nor an error")
     }
 
     /// Submits a transaction and returns its receipt (committed or rejected).

@@ -45,6 +45,8 @@ public enum WireLimits {
 
     /// Most blocks one sync request asks for.
     public static let syncBlocks = 64
+    /// Most blocks in one `history` reply (it is also bounded by `replyBytes`).
+    public static let historyBlocks = 256
 
     // MARK: queues (nodes and TCCs)
 

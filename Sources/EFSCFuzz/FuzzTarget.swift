@@ -54,6 +54,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         _ = try? PBFTCodec.decode(data)
         _ = try? PBFTCodec.decodeDurable(data)
         _ = GroupRunner.parseSyncReply(data)
+        _ = try? HistoryPage(decoding: data)
         _ = PayloadDecoder.decode(topic: Topics.blocks("transaction", node: "node1"), payload: data)
         _ = PayloadDecoder.decode(topic: Topics.pbft("transaction", from: "node1"), payload: data)
     }

@@ -120,6 +120,10 @@ extension GroupRunner {
             let kind = m.topic.split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
             let body = try? JSONParser.parse(m.payload)
             let params = body?["params"]?.objectValue ?? body?.objectValue ?? [:]
+            if kind == Topics.QueryKind.history.rawValue {
+                self.answerHistory(m, params)
+                return
+            }
             var result: JSON
             do {
                 result = ["ok": true, "node": .string(self.memberID), "height": .number(Double(self.ledger.height)), "result": try self.query(kind, params)]
@@ -130,6 +134,35 @@ extension GroupRunner {
                 result = ["ok": false, "node": .string(self.memberID), "error": .string("\(error)")]
             }
             self.reply(m, result)
+        }
+    }
+
+    /// The `history` query: a binary `HistoryPage` of committed blocks from
+    /// `params.from` (≥ 1), at most `params.max` (1...historyBlocks, default
+    /// all that fit); errors as a JSON `QueryResult` with a code:
+    /// `bad-query`, `not-committed` (from is above this node's height),
+    /// `pruned` (this node no longer holds that block).
+    func answerHistory(_ m: MQTTMessage, _ p: JSONObject) {
+        func fail(_ code: String, _ message: String) {
+            self.reply(m, ["ok": false, "node": .string(self.memberID), "height": .number(Double(self.ledger.height)), "code": .string(code), "error": .string(message)])
+        }
+        guard let f = p["from"]?.intValue, f >= 1, UInt64(f) <= WireLimits.consensusMaxNumber else {
+            refusals.refuse(.badQuery, "history query without an integer height ≥ 1 in params.from")
+            return fail("bad-query", "params.from must be an integer height ≥ 1")
+        }
+        let max = p["max"]?.intValue ?? WireLimits.historyBlocks
+        guard (1...WireLimits.historyBlocks).contains(max) else {
+            refusals.refuse(.badQuery, "history query with params.max outside 1...\(WireLimits.historyBlocks)")
+            return fail("bad-query", "params.max must be 1...\(WireLimits.historyBlocks)")
+        }
+        let from = UInt64(f)
+        guard from <= ledger.height else { return fail("not-committed", "height \(from) is not committed yet; \(memberID) is at height \(ledger.height)") }
+        do {
+            guard try ledger.block(at: from) != nil else { return fail("pruned", "\(memberID) no longer holds block \(from)") }
+            let page = try HistoryPage.encode(ledger: ledger, from: from, max: max)
+            Task { try? await self.client.respond(to: m, payload: page, contentType: HistoryPage.contentType) }
+        } catch {
+            fail("unavailable", "\(error)")
         }
     }
 

@@ -1,5 +1,8 @@
 import EFSCBus
 import EFSCCore
+import EFSCLedger
+import EFSCConsensus
+import EFSCChannel
 import EFSCDevnet
 import Foundation
 import Testing
@@ -58,7 +61,47 @@ extension NetworkSuites {
         return s
     }
 
-    @Test func fourNodesCommitSurviveLeaderCrashAndCatchUp() throws {
+    /// Fetches the transaction group's history from height 1 over the
+    /// `history` query and checks what a replay tool must: every height once,
+    /// in order, parent links, transactions roots, and commit certificates
+    /// of 2f+1 of the genesis keys; a height not committed is refused by name.
+    static func checkHistory(_ dir: String, upTo top: Int) async throws {
+        let net = try Devnet(dir: dir)
+        let keys = try net.network["nodes"]!.arrayValue!.map { try Ed25519PublicKey(multibase: $0["publicKeyMultibase"]!.stringValue!) }
+        let bus = try await net.connect(profile: net.clientProfilePath)
+        defer { Task { await bus.disconnect() } }
+        let chain = ChainClient(bus: bus)
+        var next: UInt64 = 1
+        var previous: [UInt8]? = nil
+        var pages = 0
+        while next <= UInt64(top) {
+            let page = try await chain.history("transaction", from: next, max: 7, node: pages % 2 == 0 ? nil : "node3")
+            pages += 1
+            try #require(!page.blocks.isEmpty && page.blocks.count <= 7, "an empty page from \(next)")
+            for b in page.blocks {
+                #expect(b.header.height == next, "height \(b.header.height) where \(next) was due")
+                if let previous { #expect(b.header.parentHash == previous, "block \(next) does not link to its parent") }
+                #expect(b.header.transactionsRoot == Block.transactionsRoot(b.transactions))
+                let isNull = b.transactions.isEmpty && b.header.proposer == keys.count
+                let signers = CommitCertificate.validSigners(
+                    group: "transaction", view: b.certificateView, seq: b.header.height, digest: Digest.sha256(isNull ? [] : b.body),
+                    entries: b.certificate.map { ($0.replica, $0.signature) }, members: keys)
+                #expect(CommitCertificate.isQuorum(signers, members: keys.count), "block \(next): \(signers) valid commit signatures")
+                previous = b.hash
+                next += 1
+            }
+        }
+        #expect(pages >= 2 || top <= 7)
+        await #expect(throws: ChainError.self) { _ = try await chain.history("transaction", from: UInt64(top) + 10_000) }
+        do {
+            _ = try await chain.history("transaction", from: UInt64(top) + 10_000)
+        } catch {
+            #expect("\(error)".hasPrefix("not-committed"), "\(error)")
+        }
+        await #expect(throws: ChainError.self) { _ = try await chain.history("transaction", from: 0) }
+    }
+
+    @Test func fourNodesCommitSurviveLeaderCrashAndCatchUp() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-devnet-\(UUID().uuidString.prefix(8))").path
         defer {
             _ = try? efsc(["devnet", "down", "--dir", dir])
@@ -91,6 +134,10 @@ extension NetworkSuites {
         let unknown = try efsc(["chain", "did", "resolve", "--network", dir, "did:efsc:devnet:nobody"])
         #expect(unknown.code == 1)
 
+        // History from height 1, page by page, as any client may fetch it:
+        // every block once, in order, linked, each with 2f+1 valid commit signatures.
+        try await Self.checkHistory(dir, upTo: before.height)
+
         // Prometheus metrics: height, view, pool, commit latency, messages.
         let cfg = try JSONParser.parse(try String(contentsOfFile: dir + "/node2/config.json", encoding: .utf8))
         let metrics = try Self.httpGet(port: cfg["metricsPort"]!.intValue!, path: "/metrics")
@@ -102,32 +149,27 @@ extension NetworkSuites {
         var c = try Self.clientConfiguration(dir, "forger")
         c.offlinePolicy = .failFast
         let forger = try MQTTClient(c)
-        let done = DispatchSemaphore(value: 0)
-        Task {
+        await Task {
             try? await forger.connect()
             for i in 0..<50 {
                 try? await forger.publish(Topics.pbft("transaction", from: "node2"), payload: Digest.randomBytes(40 + i), qos: .atMostOnce)
             }
             await forger.disconnect()
-            done.signal()
-        }
-        done.wait()
+        }.value
         // A malformed transaction, or JSON that is not an object, is refused
         // at once with a reply naming the problem.
         let replies = Guarded<[String]>([])
         var rc = try Self.clientConfiguration(dir, "bad-tx")
         rc.offlinePolicy = .failFast
         let sender = try MQTTClient(rc)
-        Task {
+        await Task {
             try? await sender.connect()
             for payload in ["{\"group\":", "[1,2]"] {
                 let r = try? await sender.request(Topics.tx("transaction"), payload: Array(payload.utf8), timeout: 10)
                 replies.withLock { $0.append(r.map { String(decoding: $0.payload, as: UTF8.self) } ?? "no reply") }
             }
             await sender.disconnect()
-            done.signal()
-        }
-        done.wait()
+        }.value
         let got = replies.withLock { $0 }
         #expect(got.count == 2 && got[0].contains("rejected") && got[0].contains("transaction: malformed JSON at byte"), "\(got)")
         #expect(got.count == 2 && got[1].contains("transaction is not a JSON object"), "\(got)")
