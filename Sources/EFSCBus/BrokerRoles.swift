@@ -77,9 +77,6 @@ extension DynamicSecurity {
         ])
     }
 
-    /// Whether an account exists.
-    public func hasAccount(_ name: String) async throws -> Bool { try await listClients().contains(name) }
-
     /// Removes an account: its clients are disconnected at once and refused from then on.
     public func removeAccount(_ name: String) async throws {
         try await deleteClient(name)

@@ -45,20 +45,6 @@ struct BenchBus: AsyncParsableCommand {
         guard !(tls && broker != nil) else { throw ValidationError("--tls measures a private broker; it cannot be combined with --broker") }
     }
 
-    static func findDevConf(_ explicit: String?) throws -> String {
-        var candidates: [String] = []
-        if let e = explicit { candidates.append(e) }
-        candidates.append(FileManager.default.currentDirectoryPath + "/broker/dev.conf")
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var dir = exe.deletingLastPathComponent()
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("broker/dev.conf").path)
-            dir = dir.deletingLastPathComponent()
-        }
-        for c in candidates where FileManager.default.fileExists(atPath: c) { return c }
-        throw CLIError("cannot find broker/dev.conf (run from the repository or pass --broker-config)")
-    }
-
     func run() async throws {
         try await exitOnError(code: 1) {
             let work = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-bus-\(getpid())").path
@@ -78,7 +64,7 @@ struct BenchBus: AsyncParsableCommand {
                 local = p
                 url = p.url
             } else {
-                let p = try BrokerProcess(template: try Self.findDevConf(brokerConfig), dir: work + "/broker")
+                let p = try BrokerProcess(template: try BrokerTemplates.find("dev.conf", explicit: brokerConfig), dir: work + "/broker")
                 try p.start()
                 local = p
                 url = p.url

@@ -108,12 +108,7 @@ public struct Devnet: Sendable {
 
     /// A connected client of the devnet's operator account.
     public func connectOperator() async throws -> MQTTClient {
-        var c = try profile(operatorProfilePath).configuration(fallbackClientID: "efsc-devnet-\(Hex.encode(Digest.randomBytes(4)))")
-        c.offlinePolicy = .failFast
-        c.connectTimeout = 3
-        let client = try MQTTClient(c)
-        try await client.connect()
-        return client
+        try await connect(profile: operatorProfilePath) { $0.connectTimeout = 3 }
     }
 
     // MARK: processes

@@ -30,27 +30,16 @@ public struct HistoryPage: Sendable {
     /// The page of `ledger` from height `from`: as many consecutive blocks
     /// as fit `maxBytes` (at least one when `from` is committed and its block
     /// fits) and `max`.
-    public static func encode(ledger: Ledger, from: UInt64, max: Int, maxBytes: Int = WireLimits.replyBytes) throws -> [UInt8] {
+    public static func encode(ledger: Ledger, from: UInt64, max: Int, maxBytes: Int = WireLimits.replyBytes) -> [UInt8] {
         let height = ledger.height
         var out = magic
         Block.put(&out, height, 8)
-        let countAt = out.count
-        out += [0, 0, 0, 0]
-        var n = 0
-        var h = from
-        while n < Swift.min(max, WireLimits.historyBlocks), h <= height {
-            guard let b = try ledger.block(at: h) else { break }
-            let e = b.encoded
-            guard out.count + 4 + e.count <= maxBytes else { break }
+        let blocks = ledger.encodedBlocks(from: from, max: Swift.min(max, WireLimits.historyBlocks), byteBudget: maxBytes - out.count - 4)
+        Block.put(&out, UInt64(blocks.count), 4)
+        for e in blocks {
             Block.put(&out, UInt64(e.count), 4)
             out += e
-            n += 1
-            h += 1
         }
-        out[countAt] = UInt8(truncatingIfNeeded: n >> 24)
-        out[countAt + 1] = UInt8(truncatingIfNeeded: n >> 16)
-        out[countAt + 2] = UInt8(truncatingIfNeeded: n >> 8)
-        out[countAt + 3] = UInt8(truncatingIfNeeded: n)
         return out
     }
 

@@ -192,6 +192,24 @@ public final class Ledger: @unchecked Sendable {
         return encoded
     }
 
+    /// Encoded blocks (with certificates) from `from` on, consecutive, at most
+    /// `max`, while each with a 4-byte length prefix still fits `byteBudget`;
+    /// stops at the first block the store cannot give. What sync replies
+    /// and history pages carry.
+    public func encodedBlocks(from: UInt64, max: Int, byteBudget: Int) -> [[UInt8]] {
+        var blocks: [[UInt8]] = []
+        var h = from
+        var size = 0
+        while blocks.count < max, h <= height, let b = try? block(at: h) {
+            let e = b.encoded
+            guard size + e.count + 4 <= byteBudget else { break }
+            size += e.count + 4
+            blocks.append(e)
+            h += 1
+        }
+        return blocks
+    }
+
     public func block(at h: UInt64) throws -> Block? {
         guard let bytes = try db.get(Self.be(h), in: blocks) else { return nil }
         do { return try Block(decoding: bytes) } catch { throw LedgerError.corrupt("block \(h): \(error)") }

@@ -42,17 +42,7 @@ extension GroupRunner {
     /// sized by bytes before each block is added, so the reply (a count, then
     /// each block's length and bytes) always fits `WireLimits.replyBytes`.
     static func syncReplyBlocks(ledger: Ledger, from: UInt64, max: Int) -> [[UInt8]] {
-        var blocks: [[UInt8]] = []
-        var h = from
-        var size = 4
-        while blocks.count < max, h <= ledger.height, let b = try? ledger.block(at: h) {
-            let e = b.encoded
-            guard size + e.count + 4 <= WireLimits.replyBytes else { break }
-            size += e.count + 4
-            blocks.append(e)
-            h += 1
-        }
-        return blocks
+        ledger.encodedBlocks(from: from, max: max, byteBudget: WireLimits.replyBytes - 4)
     }
 
     /// A `SyncReply` (topics.md): nil unless it is exactly a count of at most
@@ -159,7 +149,7 @@ extension GroupRunner {
         guard from <= ledger.height else { return fail("not-committed", "height \(from) is not committed yet; \(memberID) is at height \(ledger.height)") }
         do {
             guard try ledger.block(at: from) != nil else { return fail("pruned", "\(memberID) no longer holds block \(from)") }
-            let page = try HistoryPage.encode(ledger: ledger, from: from, max: max)
+            let page = HistoryPage.encode(ledger: ledger, from: from, max: max)
             Task { try? await self.client.respond(to: m, payload: page, contentType: HistoryPage.contentType) }
         } catch {
             fail("unavailable", "\(error)")

@@ -17,7 +17,7 @@ import Testing
     @Test func pagesRoundTripAndFitTheReplyLimit() throws {
         let l = try ledger(blocks: 12, txBytes: 250_000)
         // From height 3: as many as fit 1 MiB − 16 KiB (four of ~250 KB), consecutive, certificates kept.
-        let bytes = try HistoryPage.encode(ledger: l, from: 3, max: 100)
+        let bytes = HistoryPage.encode(ledger: l, from: 3, max: 100)
         #expect(bytes.count <= WireLimits.replyBytes)
         let page = try HistoryPage(decoding: bytes)
         #expect(page.committedHeight == 12)
@@ -28,20 +28,20 @@ import Testing
         var next: UInt64 = 1
         var seen: [UInt64] = []
         while next <= l.height {
-            let p = try HistoryPage(decoding: try HistoryPage.encode(ledger: l, from: next, max: 5))
+            let p = try HistoryPage(decoding: HistoryPage.encode(ledger: l, from: next, max: 5))
             #expect(!p.blocks.isEmpty && p.blocks.count <= 5)
             seen += p.blocks.map(\.header.height)
             next = p.blocks.last!.header.height + 1
         }
         #expect(seen == Array(1...12))
         // Above the top: an empty page with the height.
-        let empty = try HistoryPage(decoding: try HistoryPage.encode(ledger: l, from: 13, max: 5))
+        let empty = try HistoryPage(decoding: HistoryPage.encode(ledger: l, from: 13, max: 5))
         #expect(empty.blocks.isEmpty && empty.committedHeight == 12)
     }
 
     @Test func hostileBytesAreRefusedWithAReason() throws {
         let l = try ledger(blocks: 3, txBytes: 10)
-        let good = try HistoryPage.encode(ledger: l, from: 1, max: 3)
+        let good = HistoryPage.encode(ledger: l, from: 1, max: 3)
         _ = try HistoryPage(decoding: good)
         func refused(_ b: [UInt8], _ what: String) {
             #expect(throws: HistoryPageError.self, "\(what)") { try HistoryPage(decoding: b) }
