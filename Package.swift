@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "EFSCFuzz", targets: ["EFSCFuzz"]),
         .library(name: "EFSCAdversary", targets: ["EFSCAdversary"]),
         .library(name: "EFSCDevnet", targets: ["EFSCDevnet"]),
+        .library(name: "EFSCReplay", targets: ["EFSCReplay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -83,11 +84,13 @@ let package = Package(
         // Layer 7: a Byzantine replica's attacks (simulator, fuzzing, and
         // `efsc node byzantine` against a real network).
         .target(name: "EFSCDevnet", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCChannel"]),
+        // Layer 7: the verified event log and replay (efsc events, ledger replay).
+        .target(name: "EFSCReplay", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCConsensus", "EFSCChannel"]),
         .target(name: "EFSCAdversary", dependencies: ["EFSCCore", "EFSCConsensus", "EFSCBus", "EFSCLedger", "EFSCNode"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode",
-            "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCAdversary", "EFSCDevnet",
+            "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCAdversary", "EFSCDevnet", "EFSCReplay",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,7 +112,7 @@ let package = Package(
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus", "EFSCAdversary", "EFSCCore"]),
-        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", "EFSCReplay", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
         .testTarget(name: "EFSCFuzzTests", dependencies: ["EFSCFuzz", "EFSCCore"]),

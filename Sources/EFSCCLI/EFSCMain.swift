@@ -14,7 +14,7 @@ public struct EFSCCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             KeyCommand.self, JSONCommand.self, VCCommand.self, DIDCommand.self, TemplateCommand.self,
-            TICCommand.self, TSCCommand.self, OfferCommand.self, TradeCommand.self, BusCommand.self, LedgerCommand.self, NodeCommand.self, TCCCommand.self, DevnetCommand.self, ChainCommand.self, BenchCommand.self, DemoCommand.self, VersionCommand.self,
+            TICCommand.self, TSCCommand.self, OfferCommand.self, TradeCommand.self, BusCommand.self, LedgerCommand.self, NodeCommand.self, TCCCommand.self, DevnetCommand.self, ChainCommand.self, EventsCommand.self, BenchCommand.self, DemoCommand.self, VersionCommand.self,
         ])
 
     public init() {}

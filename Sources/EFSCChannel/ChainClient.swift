@@ -12,6 +12,28 @@ public struct ChainError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// Why a node gave no history page (topics.md `history` query): the node's
+/// code, its message, and its height when it said (`not-committed`).
+public struct HistoryError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        case notCommitted = "not-committed"
+        case pruned
+        case badQuery = "bad-query"
+        case unavailable
+        /// The reply was neither a page nor an error.
+        case malformed
+    }
+    public let code: Code
+    public let message: String
+    public let height: UInt64?
+    public init(_ code: Code, _ message: String, height: UInt64? = nil) {
+        self.code = code
+        self.message = message
+        self.height = height
+    }
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
 /// Talks to the chain nodes over the bus: read-only queries (any node, or
 /// one named node) and signed transactions that return once committed.
 public final class ChainClient: Sendable {
@@ -46,10 +68,13 @@ public final class ChainClient: Sendable {
         if let max { params["max"] = .number(Double(max)) }
         let r = try await bus.request(topic, payload: try JCS.canonicalize(["kind": .string(kind), "params": .object(params)]), timeout: timeout)
         if r.payload.starts(with: HistoryPage.magic) {
-            do { return try HistoryPage(decoding: r.payload) } catch { throw ChainError("a history reply that does not decode: \(error)") }
+            do { return try HistoryPage(decoding: r.payload) } catch { throw HistoryError(.malformed, "a history reply that does not decode: \(error)") }
         }
-        let j = try? JSONParser.parse(r.payload)
-        throw ChainError(j?["error"]?.stringValue.map { "\(j?["code"]?.stringValue ?? "error"): \($0)" } ?? "a history reply that is neither a page nor an error")
+        guard let j = try? JSONParser.parse(r.payload), let message = j["error"]?.stringValue else {
+            throw HistoryError(.malformed, "a history reply that is neither a page nor an error")
+        }
+        let code = j["code"]?.stringValue.flatMap(HistoryError.Code.init(rawValue:)) ?? .unavailable
+        throw HistoryError(code, message, height: j["height"]?.intValue.flatMap { $0 >= 0 ? UInt64($0) : nil })
     }
 
     /// Submits a transaction and returns its receipt (committed or rejected).

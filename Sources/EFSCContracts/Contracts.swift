@@ -222,6 +222,15 @@ public struct Contracts {
         return h
     }
 
+    /// A template registered on the identity group as of block `height`
+    /// (built-ins and the templates it extends resolved the same way); what
+    /// the transaction group reads at a block's anchor.
+    public static func template(_ id: String, version: Int, atHeight height: UInt64, state s: ContractState) -> Template? {
+        guard let j = s.get("template/\(id)/\(version)"), let h = s.get("template-height/\(id)/\(version)")?.intValue, h >= 0, UInt64(h) <= height
+        else { return nil }
+        return try? Template(json: j) { bid, bv in BaseTemplates.lookup(id: bid, version: bv) ?? template(bid, version: bv, atHeight: height, state: s) }
+    }
+
     /// A DID's current history in `s`.
     func history(_ did: String, _ s: ContractState) -> DIDHistory? { Self.history(did, atHeight: .max, state: s) }
 

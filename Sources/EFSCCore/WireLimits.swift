@@ -48,6 +48,17 @@ public enum WireLimits {
     /// Most blocks in one `history` reply (it is also bounded by `replyBytes`).
     public static let historyBlocks = 256
 
+    // MARK: event log (`efsc events`)
+
+    /// Live blocks a replay tool holds above the height it is at (a gap
+    /// is filled from history, not by holding more).
+    public static let replayBufferedHeights = 1024
+    /// Copies of one height it holds (every node publishes each block;
+    /// a forged copy must not push out the honest ones).
+    public static let replayCopiesPerHeight = 8
+    /// Bytes of live blocks it holds in all.
+    public static let replayBufferedBytes = 64 << 20
+
     // MARK: queues (nodes and TCCs)
 
     /// Messages (and bytes) queued for one chain group of a node, not yet handled.

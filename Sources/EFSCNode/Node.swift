@@ -43,13 +43,8 @@ public final class Node: @unchecked Sendable {
     var anchor: UInt64 { runners["transaction"]?.executionAnchor ?? UInt64.max }
 
     func templateFromIdentity(_ id: String, _ version: Int) -> Template? {
-        guard let r = runners["identity"], let b = try? r.ledger.stateValue(Array("template/\(id)/\(version)".utf8)), let j = try? JSONParser.parse(b),
-            let hb = try? r.ledger.stateValue(Array("template-height/\(id)/\(version)".utf8)), let h = (try? JSONParser.parse(hb))?.intValue,
-            UInt64(h) <= anchor
-        else {
-            return nil
-        }
-        return try? Template(json: j) { bid, bv in BaseTemplates.lookup(id: bid, version: bv) ?? self.templateFromIdentity(bid, bv) }
+        guard let r = runners["identity"] else { return nil }
+        return Contracts.template(id, version: version, atHeight: anchor, state: ContractState(ledger: r.ledger))
     }
 
     func resolveFromIdentity(_ did: String) -> DIDHistory? {
