@@ -6,6 +6,7 @@ import EFSCDevnet
 import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
+import EFSCReplay
 import EFSCSDK
 import Foundation
 
@@ -65,22 +66,44 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
-    final class BlockLog: @unchecked Sendable {
-        let lock = Lock()
-        let handle: FileHandle
-        var count = 0
-        init(path: String) throws {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            guard let h = FileHandle(forWritingAtPath: path) else { throw CLIError("cannot write \(path)") }
-            handle = h
-        }
-        func add(_ m: MQTTMessage) {
-            guard let b = try? Block(decoding: m.payload) else { return }
-            let line = b.json.compactString() + "\n"
-            lock.withLock {
-                handle.write(Data(line.utf8))
-                count += 1
+    /// Writes the chain's event log (both groups, from height 1 to the
+    /// committed height, re-executed) to `path` with `EventLog`, the code of
+    /// `efsc events`, and checks it: every block verified, every state root
+    /// reproduced. Returns the blocks written.
+    func eventLog(_ r: Report, chain: ChainClient, genesis: String, path: String) async -> Int {
+        r.step("8. the event log (blocks.jsonl, as efsc events writes it)")
+        do {
+            let network = try TrustedNetwork(path: genesis)
+            let log = EventLog(chain: chain, network: network, options: EventLogOptions(), output: try EventOutput(path: path, truncateTo: 0)) { r.line("  info  \($0)") }
+            let s = try await log.run()
+            let refused = s.refused.values.reduce(0, +)
+            if refused == 0 && s.blocks > 0 {
+                r.ok("\(s.blocks) blocks verified (2f+1 genesis-key signatures, links, roots) and re-executed with every certified state root reproduced; \(s.events) events")
+            } else {
+                r.fail("the event log took \(s.blocks) blocks and refused \(refused)")
             }
+            return s.blocks
+        } catch {
+            r.fail("the event log stopped: \(error)")
+            return 0
+        }
+    }
+
+    /// Re-executes a stopped node's ledger (`efsc ledger replay`) and checks
+    /// that every certified state root is reproduced.
+    func ledgerReplay(_ r: Report, genesis: String, source: String) async {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-demo-replay-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        do {
+            let rep = try await LedgerReplay.run(source: try LedgerSource(dataDir: source), network: try TrustedNetwork(path: genesis), stateDir: state)
+            if let f = rep.failure {
+                r.fail("ledger replay of node1's chain: \(f.error.code.rawValue) at height \(f.height) of \(f.group): \(f.error.message)")
+            } else {
+                let hs = rep.heights.keys.sorted().map { "\($0) \(rep.heights[$0]!)" }.joined(separator: ", ")
+                r.ok("ledger replay of node1's stored chain (\(hs) blocks): every block verified, \(rep.rootsChecked) certified state roots reproduced")
+            }
+        } catch {
+            r.fail("ledger replay of node1's chain stopped: \(error)")
         }
     }
 
@@ -148,8 +171,6 @@ struct DemoCommand: AsyncParsableCommand {
         // The demo watches blocks and the TCC as the network's operator;
         // each party trades on its own broker account (step 2).
         let bus = try await net.connectOperator()
-        let blocks = try BlockLog(path: "\(out)/blocks.jsonl")
-        for g in net.groups { _ = try await bus.subscribe(Topics.blocks(g, node: "node1"), qos: .atLeastOnce) { blocks.add($0) } }
         let tccStatus = LatestStatus()
         _ = try await bus.subscribe(Topics.tccStatus("tcc1"), qos: .atLeastOnce) { m in
             if let j = try? JSONParser.parse(m.payload) { tccStatus.set(j) }
@@ -160,17 +181,22 @@ struct DemoCommand: AsyncParsableCommand {
         } catch {
             r.fail("scenario stopped: \(error)")
         }
+        // blocks.jsonl is the chain's event log, as `efsc events` writes it.
+        let blocks = await eventLog(r, chain: chain, genesis: devDir, path: "\(out)/blocks.jsonl")
         await bus.disconnect()
+        // An auditor's check without consensus: node1's stored chain, re-executed.
+        _ = try? efsc(["devnet", "down", "--dir", devDir])
+        await ledgerReplay(r, genesis: devDir, source: "\(devDir)/node1/data")
         let seconds = ((DateTime.currentTime() - started) * 10).rounded() / 10
         let summary: JSON = [
             "passed": .number(Double(r.passed)), "failed": .array(r.failed.map(JSON.string)), "seconds": .number(seconds),
-            "blocks": .number(Double(blocks.count)), "artifacts": .string(out),
+            "blocks": .number(Double(blocks)), "artifacts": .string(out),
         ]
         try Output.write("\(out)/summary.json", summary.prettyString() + "\n")
         if json {
             Output.line(summary.compactString())
         } else {
-            Output.line("== \(r.passed) passed, \(r.failed.count) failed in \(seconds) s; artifacts in \(out)/ (dids, templates, tics, tscs, blocks.jsonl with \(blocks.count) committed blocks)")
+            Output.line("== \(r.passed) passed, \(r.failed.count) failed in \(seconds) s; artifacts in \(out)/ (dids, templates, tics, tscs, blocks.jsonl: the event log of \(blocks) verified blocks)")
         }
         if !r.failed.isEmpty { throw ExitCode(1) }
     }

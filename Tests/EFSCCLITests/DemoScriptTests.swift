@@ -33,6 +33,20 @@ extension NetworkSuites {
         let summary = try JSONParser.parse(try String(contentsOfFile: out + "/summary.json", encoding: .utf8))
         #expect(summary["failed"]?.arrayValue?.isEmpty == true, "\(summary.compactString())")
         #expect((summary["blocks"]?.intValue ?? 0) > 0)
+        // blocks.jsonl is the event log: one block event per block the summary counts, each
+        // block's events in height order per group, and the trade's domain events.
+        let lines = try String(contentsOfFile: out + "/blocks.jsonl", encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        let blockEvents = lines.filter { $0["event"]?.stringValue == "block" }
+        #expect(blockEvents.count == summary["blocks"]?.intValue)
+        for g in ["identity", "transaction"] {
+            let hs = blockEvents.filter { $0["group"]?.stringValue == g }.compactMap { $0["height"]?.intValue }
+            #expect(!hs.isEmpty && hs == Array(1...hs.count), "\(g) heights \(hs)")
+        }
+        let types = Set(lines.compactMap { $0["event"]?.stringValue })
+        for t in ["did.registered", "template.registered", "offer.published", "tic.recorded", "channel.opened", "evidence.anchored", "channel.closed"] {
+            #expect(types.contains(t), "no \(t) event in blocks.jsonl")
+        }
+        #expect(text.contains("certified state roots reproduced"), "the demo's ledger replay")
         let tscs = FileManager.default.enumerator(atPath: out + "/tscs")?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix(".json") } ?? []
         // 24 settlements per channel (the script's default), kept by both parties of both channels.
         #expect(tscs.count == 4 * 24)
