@@ -85,7 +85,7 @@ let package = Package(
         // `efsc node byzantine` against a real network).
         .target(name: "EFSCDevnet", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCChannel"]),
         // Layer 7: the verified event log and replay (efsc events, ledger replay).
-        .target(name: "EFSCReplay", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCConsensus", "EFSCChannel"]),
+        .target(name: "EFSCReplay", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCStore", "EFSCLedger", "EFSCContracts", "EFSCConsensus", "EFSCChannel"]),
         .target(name: "EFSCAdversary", dependencies: ["EFSCCore", "EFSCConsensus", "EFSCBus", "EFSCLedger", "EFSCNode"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [

@@ -8,7 +8,7 @@ import EFSCIdentity
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (each prints the raw limit it is compared with, and the ratio).",
-        subcommands: [Issue.self, Verify.self, BenchBus.self, BenchOnchain.self, BenchChannels.self])
+        subcommands: [Issue.self, Verify.self, BenchBus.self, BenchOnchain.self, BenchChannels.self, BenchReplay.self])
 
     struct Common: ParsableArguments {
         @Option(name: .long, help: "Comma-separated claim sizes in bytes (canonical JSON of credentialSubject).")

@@ -86,14 +86,14 @@ public final class Ledger: @unchecked Sendable {
     public private(set) var lastHash: [UInt8] = [UInt8](repeating: 0, count: 32)
     public private(set) var stateRoot: [UInt8] = [UInt8](repeating: 0, count: 32)
 
-    /// Whether each commit syncs the WAL (a node's ledger must: it votes on
-    /// what it committed). A replay tool's scratch state need not: it
-    /// re-executes what a crash lost.
-    public let syncWrites: Bool
+    /// How durable each commit is: a node's ledger syncs its WAL (it votes
+    /// on what it committed). A replay tool's own state need not even log:
+    /// it re-executes from the history what a crash lost.
+    public let durability: RocksDB.Durability
 
-    public init(path: String, group: String, syncWrites: Bool = true) throws {
+    public init(path: String, group: String, durability: RocksDB.Durability = .synced) throws {
         self.group = group
-        self.syncWrites = syncWrites
+        self.durability = durability
         db = try RocksDB(path: path, columnFamilies: ["blocks", "txindex", "evidence", "state", "meta"], appendMostly: ["txindex", "evidence"])
         blocks = db.family("blocks")
         txindex = db.family("txindex")
@@ -189,7 +189,7 @@ public final class Ledger: @unchecked Sendable {
             b.put(Array("lastHash".utf8), hash, in: meta)
             b.put(Array("stateRoot".utf8), root, in: meta)
             try lock.withLock {
-                try db.write(b, sync: syncWrites)
+                try db.write(b, durability: durability)
                 height = block.header.height
                 lastHash = hash
                 stateRoot = root

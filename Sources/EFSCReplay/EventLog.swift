@@ -105,6 +105,8 @@ public final class EventLog: @unchecked Sendable {
     private var demandRaised = false
     /// When a node last answered a history request (a page or its height).
     private var lastAnswer = DateTime.currentTime()
+    /// A history page asked for ahead, per group.
+    private var prefetched: [String: (from: UInt64, task: Task<Result<HistoryPage, any Error>, Never>)] = [:]
     /// Called after every block taken (tests, benchmarks).
     public var onBlock: (@Sendable (String, UInt64) -> Void)?
 
@@ -129,6 +131,9 @@ public final class EventLog: @unchecked Sendable {
 
     public func run() async throws -> EventLogSummary {
         defer {
+            // Closed here, not at exit: RocksDB's background threads must not
+            // outlive its static objects.
+            state = nil
             if let t = temporaryState { try? FileManager.default.removeItem(atPath: t) }
         }
         try setUp()
@@ -152,6 +157,8 @@ public final class EventLog: @unchecked Sendable {
             }
         }
         for g in order { summary.heights[g] = progress[g]!.next - 1 }
+        for p in prefetched.values { p.task.cancel() }
+        try state?.flush()
         return summary
     }
 
@@ -351,9 +358,20 @@ public final class EventLog: @unchecked Sendable {
     /// One history page of `g` from `from`, or nil (the node's head is
     /// noted, a failure logged at most every 10 s).
     func fetch(_ g: String, from: UInt64) async -> HistoryPage? {
+        let result: Result<HistoryPage, any Error>
+        if let p = prefetched.removeValue(forKey: g), p.from == from {
+            result = await p.task.value
+        } else {
+            result = await request(g, from)
+        }
         do {
-            let page = try await chain.history(g, from: from, max: options.pageBlocks, node: options.node)
+            let page = try result.get()
             lastAnswer = DateTime.currentTime()
+            // The next page is asked for while this one is verified and executed.
+            if let last = page.blocks.last?.header.height, last < page.committedHeight {
+                let next = last + 1
+                prefetched[g] = (next, Task { [self] in await self.request(g, next) })
+            }
             return page
         } catch let e as HistoryError {
             if e.code != .malformed { lastAnswer = DateTime.currentTime() }
@@ -369,5 +387,9 @@ public final class EventLog: @unchecked Sendable {
             if let line = refusalLog.line("history-request", { "history of \(g) from \(from): no reply (\(error)); retrying" }) { log(line) }
             return nil
         }
+    }
+
+    func request(_ g: String, _ from: UInt64) async -> Result<HistoryPage, any Error> {
+        do { return .success(try await chain.history(g, from: from, max: options.pageBlocks, node: options.node)) } catch { return .failure(error) }
     }
 }

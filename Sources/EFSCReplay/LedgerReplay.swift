@@ -74,7 +74,8 @@ public enum LedgerReplay {
         source: BlockSource, network: TrustedNetwork, stateDir: String, groups: [String] = ReplayState.groups, until: UInt64? = nil,
         progress: (String, UInt64) -> Void = { _, _ in }
     ) async throws -> Report {
-        let state = try ReplayState(dir: stateDir, network: network)
+        var state: ReplayState! = try ReplayState(dir: stateDir, network: network)
+        defer { state = nil }
         let verifier = BlockVerifier(network: network)
         var report = Report()
         let order = ReplayState.groups.filter { groups.contains($0) || ($0 == "identity" && groups.contains("transaction")) }

@@ -3,6 +3,7 @@ import EFSCCore
 import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
+import EFSCStore
 import Foundation
 
 /// What re-executing one verified block produced, not yet committed: the
@@ -40,7 +41,7 @@ public final class ReplayState {
         self.network = network
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            for g in Self.groups { ledgers[g] = try Ledger(path: "\(dir)/\(g)", group: g, syncWrites: false) }
+            for g in Self.groups { ledgers[g] = try Ledger(path: "\(dir)/\(g)", group: g, durability: .unlogged) }
         } catch {
             throw ReplayError(.state, "cannot open the replay state in \(dir): \(error)")
         }
@@ -101,6 +102,9 @@ public final class ReplayState {
         let state = ContractState(ledger: ledger)
         let txHashes = v.block.transactions.map { Digest.sha256($0) }
         let txs: [ChainTransaction?] = v.block.transactions.map { t in
+            // Canonical text (what blocks carry) is kept as it is, with where its
+            // proof is, so the proof is checked without canonicalizing again.
+            if let r = try? ChainTransaction(received: t, maxBytes: max(t.count, 1)), r.bytes == t { return r }
             guard let j = try? JSONParser.parse(t), let o = j.objectValue else { return nil }
             return ChainTransaction(json: o, blockBytes: t)
         }
@@ -120,6 +124,14 @@ public final class ReplayState {
             try ledger.commit(v.block, writes: e.writes, evidenceIndex: e.evidenceIndex, txHashes: e.txHashes)
         } catch {
             throw ReplayError(.state, "cannot commit block \(v.height) of \(v.group) to the replay state in \(dir): \(error)", height: v.height)
+        }
+    }
+
+    /// Moves the state from memory to table files (its writes are not
+    /// logged; what a crash loses before this is re-executed).
+    public func flush() throws(ReplayError) {
+        for (g, l) in ledgers {
+            do { try l.flush() } catch { throw ReplayError(.state, "cannot flush the replay state of \(g) in \(dir): \(error)") }
         }
     }
 

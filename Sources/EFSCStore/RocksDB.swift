@@ -28,6 +28,7 @@ public final class RocksDB: @unchecked Sendable {
     private let readOptions: OpaquePointer
     private let syncWrite: OpaquePointer
     private let asyncWrite: OpaquePointer
+    private let unloggedWrite: OpaquePointer
     private var handles: [OpaquePointer] = []
     public let path: String
     /// The column families opened, by name (always includes "default").
@@ -111,6 +112,8 @@ public final class RocksDB: @unchecked Sendable {
         syncWrite = rocksdb_writeoptions_create()
         rocksdb_writeoptions_set_sync(syncWrite, 1)
         asyncWrite = rocksdb_writeoptions_create()
+        unloggedWrite = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_disable_WAL(unloggedWrite, 1)
     }
 
     /// Memtable size of append-mostly families.
@@ -144,6 +147,7 @@ public final class RocksDB: @unchecked Sendable {
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_writeoptions_destroy(syncWrite)
         rocksdb_writeoptions_destroy(asyncWrite)
+        rocksdb_writeoptions_destroy(unloggedWrite)
         rocksdb_options_destroy(options)
         rocksdb_options_destroy(appendOptions)
     }
@@ -223,8 +227,21 @@ public final class RocksDB: @unchecked Sendable {
         try Self.check(err, "delete")
     }
 
+    /// How durable a write is when `write` returns.
+    public enum Durability: Sendable {
+        /// In the WAL and synced: survives a power loss.
+        case synced
+        /// In the WAL, not synced: survives the process being killed.
+        case logged
+        /// Only in the memtable until a flush: a crash loses it (whole
+        /// batches, so the store reopens at an earlier consistent state).
+        case unlogged
+    }
+
     /// Applies every put/delete of `batch` atomically.
-    public func write(_ batch: WriteBatch, sync: Bool = true) throws {
+    public func write(_ batch: WriteBatch, sync: Bool = true) throws { try write(batch, durability: sync ? .synced : .logged) }
+
+    public func write(_ batch: WriteBatch, durability: Durability) throws {
         Self.countersOff()
         var err: UnsafeMutablePointer<CChar>? = nil
         if let owner = batch.owner, owner !== self {
@@ -232,7 +249,13 @@ public final class RocksDB: @unchecked Sendable {
         }
         for (f, k, v) in batch.familyOps { batch.append(k, v, family: handle(f)) }
         batch.familyOps = []
-        rocksdb_write(db, sync ? syncWrite : asyncWrite, batch.handle, &err)
+        let options: OpaquePointer
+        switch durability {
+        case .synced: options = syncWrite
+        case .logged: options = asyncWrite
+        case .unlogged: options = unloggedWrite
+        }
+        rocksdb_write(db, options, batch.handle, &err)
         try Self.check(err, "write batch")
     }
 
