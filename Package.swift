@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
         .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus", "EFSCAdversary", "EFSCCore"]),
-        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", "EFSCReplay", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", "EFSCReplay", "EFSCStore", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
         .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
         .testTarget(name: "EFSCFuzzTests", dependencies: ["EFSCFuzz", "EFSCCore"]),

@@ -298,6 +298,8 @@ def main():
                 if not blocks:
                     break
                 for raw in blocks:
+                    if a.until is not None and p["next"] > a.until:
+                        break
                     try:
                         take(g, raw)
                     except Refused as r:
