@@ -23,6 +23,7 @@ public final class MQTTClient: @unchecked Sendable {
     private var connected = false
     private var closing = false
     private var loopRunning = false
+    private var network: NetworkThread?
     private var connectWaiter: CheckedContinuation<Void, Error>?
     private var pendingPublishes: [Int32: CheckedContinuation<Void, Error>] = [:]
     private var pendingSubscribes: [Int32: (filter: String, cont: CheckedContinuation<Void, Error>)] = [:]
@@ -101,8 +102,9 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     deinit {
+        network?.stop()
         mosquitto_disconnect_v5(mosq, 0, nil)
-        if loopRunning { mosquitto_loop_stop(mosq, true) }
+        network?.join()
         mosquitto_destroy(mosq)
     }
 
@@ -135,16 +137,14 @@ public final class MQTTClient: @unchecked Sendable {
                 connectWaiter = c
                 closing = false
             }
-            let src = mosquitto_loop_start(mosq)
-            if src != MOSQ_ERR_SUCCESS.rawValue {
-                let w = lock.withLock { () -> CheckedContinuation<Void, Error>? in
-                    defer { connectWaiter = nil }
-                    return connectWaiter
-                }
-                w?.resume(throwing: MQTTError.library("cannot start network thread: \(MosquittoLibrary.errorText(src))"))
-                return
+            let t = lock.withLock { () -> NetworkThread? in
+                guard !loopRunning else { return nil }
+                loopRunning = true
+                let n = NetworkThread(mosq: mosq, reconnectDelay: configuration.reconnectDelay)
+                network = n
+                return n
             }
-            lock.withLock { loopRunning = true }
+            t?.start()
             Task { [weak self] in
                 try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
                 guard let self else { return }
@@ -171,12 +171,16 @@ public final class MQTTClient: @unchecked Sendable {
             }
             return (pendingPublishes, pendingSubscribes, pendingUnsubscribes, pendingRequests, offlineQueue)
         }
-        mosquitto_disconnect_v5(mosq, 0, nil)
-        let running = lock.withLock { () -> Bool in
-            defer { loopRunning = false }
-            return loopRunning
+        let n = lock.withLock { () -> NetworkThread? in
+            defer {
+                loopRunning = false
+                network = nil
+            }
+            return network
         }
-        if running { mosquitto_loop_stop(mosq, false) }
+        n?.stop()
+        mosquitto_disconnect_v5(mosq, 0, nil)
+        n?.join()
         let err = MQTTError.disconnected("client disconnected")
         for c in pubs.values { c.resume(throwing: err) }
         for s in subs.values { s.cont.resume(throwing: err) }
@@ -581,4 +585,95 @@ private func readProperties(_ props: OpaquePointer?) -> MQTTProperties {
         pc = mosquitto_property_read_string_pair(pc, Int32(MQTT_PROP_USER_PROPERTY.rawValue), &name, &value, true)
     }
     return p
+}
+
+/// The client's network thread. libmosquitto's own (`mosquitto_loop_start`)
+/// ends for good when a connection fails with a TLS or protocol error —
+/// what a TLS client sees when its broker is killed or restarts
+/// (eclipse-mosquitto#3258) — and the client would never reconnect. This
+/// one runs `mosquitto_loop_forever` (which reconnects after ordinary
+/// socket errors) and, whenever that returns while the client is not
+/// being closed, waits the configured backoff and reconnects itself.
+final class NetworkThread: @unchecked Sendable {
+    private let mosq: OpaquePointer
+    private let delay: (initial: Int, max: Int)
+    private let lock = Lock()
+    private var stopping = false
+    private let exited = DispatchSemaphoreLite()
+
+    init(mosq: OpaquePointer, reconnectDelay: (initial: Int, max: Int)) {
+        self.mosq = mosq
+        delay = (max(1, reconnectDelay.initial), max(1, reconnectDelay.max, reconnectDelay.initial))
+        mosquitto_threaded_set(mosq, true)
+    }
+
+    var isStopping: Bool { lock.withLock { stopping } }
+
+    func start() {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        var tid = pthread_t()
+        let box = Unmanaged.passRetained(self)
+        let rc = pthread_create(&tid, &attr, { arg in
+            let me = Unmanaged<NetworkThread>.fromOpaque(arg!).takeRetainedValue()
+            me.run()
+            return nil
+        }, box.toOpaque())
+        pthread_attr_destroy(&attr)
+        if rc != 0 {
+            box.release()
+            exited.signal()
+        } else {
+            pthread_detach(tid)
+        }
+    }
+
+    private func run() {
+        defer { exited.signal() }
+        var wait = delay.initial
+        while !isStopping {
+            let rc = mosquitto_loop_forever(mosq, 1000, 1)
+            if isStopping { break }
+            if rc == MOSQ_ERR_SUCCESS.rawValue { wait = delay.initial }
+            // Backoff in steps of 100 ms, so stop() is not held up.
+            for _ in 0..<(wait * 10) where !isStopping { usleep(100_000) }
+            wait = min(wait * 2, delay.max)
+            if isStopping { break }
+            _ = mosquitto_reconnect(mosq)
+        }
+    }
+
+    func stop() { lock.withLock { stopping = true } }
+
+    /// Waits (at most 10 s) for the thread to end.
+    func join() { exited.wait(seconds: 10) }
+}
+
+/// A one-shot signal a thread can wait on with a deadline (no Foundation).
+final class DispatchSemaphoreLite: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var done = false
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+    deinit {
+        pthread_cond_destroy(&cond)
+        pthread_mutex_destroy(&mutex)
+    }
+    func signal() {
+        pthread_mutex_lock(&mutex)
+        done = true
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+    func wait(seconds: Int) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        ts.tv_sec += seconds
+        pthread_mutex_lock(&mutex)
+        while !done { if pthread_cond_timedwait(&cond, &mutex, &ts) != 0 { break } }
+        pthread_mutex_unlock(&mutex)
+    }
 }
