@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "EFSCStoreTests", dependencies: ["EFSCStore"]),
         .testTarget(name: "EFSCLedgerTests", dependencies: ["EFSCLedger", "EFSCBus"]),
         .testTarget(name: "EFSCContractsTests", dependencies: ["EFSCContracts"]),
-        .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus"]),
+        .testTarget(name: "EFSCBusTests", dependencies: ["EFSCBus", "EFSCCore"]),
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus", "EFSCAdversary", "EFSCCore"]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", "EFSCReplay", "EFSCStore", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),

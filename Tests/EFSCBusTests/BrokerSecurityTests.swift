@@ -1,3 +1,4 @@
+import EFSCCore
 import Foundation
 import Testing
 @testable import EFSCBus
@@ -135,5 +136,40 @@ import Testing
             foreign.tls = .init(caFile: n.dir + "/ca.crt", certFile: other + "/alice.crt", keyFile: other + "/alice.key")
             await #expect(throws: MQTTError.self) { try await MQTTClient(foreign).connect() }
         }
+    }
+
+    /// libmosquitto's own loop thread ends for good on a TLS error; a TLS
+    /// client must still come back when its broker is killed and restarted,
+    /// and get its subscriptions back.
+    @Test func aTLSClientReconnectsAfterItsBrokerIsKilledAndRestarted() async throws {
+        try await Self.withSecureBroker { n in
+            let url = try #require(n.broker.tlsURL)
+            let alice = try await Self.login(n, "alice", url: url) { c in
+                c.tls = .init(caFile: n.dir + "/ca.crt", certFile: n.dir + "/alice.crt", keyFile: n.dir + "/alice.key")
+                c.reconnectDelay = (1, 2)
+            }
+            defer { Task { await alice.disconnect() } }
+            let got = Counter()
+            _ = try await alice.subscribe(Topics.tccStatus("tcc1"), qos: .atLeastOnce) { _ in got.add() }
+            for round in 1...2 {
+                n.broker.kill9()
+                try n.broker.start()
+                try await StateWait.until("alice reconnected over TLS after broker restart \(round)", timeout: 30) { alice.reconnectCount >= round }
+                let tcc = try await Self.login(n, "tcc1")
+                let before = got.value
+                try await StateWait.until("alice's subscription delivering again after restart \(round)", timeout: 20) {
+                    try? await tcc.publish(Topics.tccStatus("tcc1"), payload: Array("{}".utf8), qos: .atLeastOnce)
+                    return got.value > before
+                }
+                await tcc.disconnect()
+            }
+        }
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func add() { lock.lock(); n += 1; lock.unlock() }
+        var value: Int { lock.lock(); defer { lock.unlock() }; return n }
     }
 }
