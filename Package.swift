@@ -100,7 +100,7 @@ let package = Package(
         // drives them from fuzz/, the suite replays their corpus.
         .target(name: "EFSCFuzz", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode", "EFSCChannel",
-            "EFSCAdversary",
+            "EFSCAdversary", "EFSCReplay",
         ]),
         .executableTarget(name: "efsc-fuzz", dependencies: ["EFSCFuzz"]),
 

@@ -7,6 +7,7 @@ import EFSCCredentials
 import EFSCIdentity
 import EFSCLedger
 import EFSCNode
+import EFSCReplay
 import Foundation
 
 /// The fuzz targets: each feeds one input, as the network would deliver it,
@@ -49,12 +50,20 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
     }
 
+    /// A fixed genesis for the event log's checks (no input carries its signatures).
+    static let replayNetwork = try! TrustedNetwork(
+        network: "fuzz", members: (1...4).map { (try! Ed25519SecretKey(seed: [UInt8](repeating: UInt8($0), count: 32))).publicKey }, tccs: [])
+
     static func block(_ data: [UInt8]) {
         if let b = try? Block(decoding: data) { _ = b.json }
         _ = try? PBFTCodec.decode(data)
         _ = try? PBFTCodec.decodeDurable(data)
         _ = GroupRunner.parseSyncReply(data)
         _ = try? HistoryPage(decoding: data)
+        // What an event log does with a live block: peek, verify, derive events.
+        if let (g, h) = BlockVerifier.peek(data), let v = try? BlockVerifier(network: Self.replayNetwork).verify(data, group: g, height: h, parent: nil) {
+            _ = ChainEvents.events(v, receipts: nil)
+        }
         _ = PayloadDecoder.decode(topic: Topics.blocks("transaction", node: "node1"), payload: data)
         _ = PayloadDecoder.decode(topic: Topics.pbft("transaction", from: "node1"), payload: data)
     }

@@ -53,6 +53,17 @@ public struct BlockVerifier: Sendable {
     public let network: TrustedNetwork
     public init(network: TrustedNetwork) { self.network = network }
 
+    /// The group and height a block's bytes claim (topics.md `Block`), read
+    /// without decoding it; nil if the bytes do not start like a block.
+    public static func peek(_ b: [UInt8]) -> (group: String, height: UInt64)? {
+        guard b.count > 4, b[0] == 0x45, b[1] == 0x42, b[2] == 1 else { return nil }
+        let gl = Int(b[3])
+        guard b.count >= 4 + gl + 8 else { return nil }
+        let group = String(decoding: b[4..<(4 + gl)], as: UTF8.self)
+        let height = b[(4 + gl)..<(12 + gl)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (group, height)
+    }
+
     /// `parent`: the hash and anchor of the verified block at height − 1
     /// (nil when the replay starts at `height` without it: the link is then
     /// checked from the next block on).

@@ -19,16 +19,7 @@ final class LiveBlocks: @unchecked Sendable {
     private var waiter: CheckedContinuation<Void, Never>?
     private var signalled = false
 
-    /// The group and height a block's bytes claim (topics.md `Block`), read
-    /// without decoding it.
-    static func peek(_ b: [UInt8]) -> (group: String, height: UInt64)? {
-        guard b.count > 4, b[0] == 0x45, b[1] == 0x42, b[2] == 1 else { return nil }
-        let gl = Int(b[3])
-        guard b.count >= 4 + gl + 8 else { return nil }
-        let group = String(decoding: b[4..<(4 + gl)], as: UTF8.self)
-        let height = b[(4 + gl)..<(12 + gl)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        return (group, height)
-    }
+    static func peek(_ b: [UInt8]) -> (group: String, height: UInt64)? { BlockVerifier.peek(b) }
 
     func setDue(_ group: String, _ height: UInt64) {
         lock.withLock {
