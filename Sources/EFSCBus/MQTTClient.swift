@@ -102,10 +102,10 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     deinit {
-        network?.stop()
+        network?.close()
         mosquitto_disconnect_v5(mosq, 0, nil)
-        network?.join()
-        mosquitto_destroy(mosq)
+        // A thread that did not end still uses the struct: leak it rather than free it under the thread.
+        if network?.join() ?? true { mosquitto_destroy(mosq) }
     }
 
     private func check(_ rc: Int32, _ what: String) throws {
@@ -178,7 +178,7 @@ public final class MQTTClient: @unchecked Sendable {
             }
             return network
         }
-        n?.stop()
+        n?.close()
         mosquitto_disconnect_v5(mosq, 0, nil)
         n?.join()
         let err = MQTTError.disconnected("client disconnected")
@@ -591,14 +591,18 @@ private func readProperties(_ props: OpaquePointer?) -> MQTTProperties {
 /// ends for good when a connection fails with a TLS or protocol error —
 /// what a TLS client sees when its broker is killed or restarts
 /// (eclipse-mosquitto#3258) — and the client would never reconnect. This
-/// one runs `mosquitto_loop_forever` (which reconnects after ordinary
-/// socket errors) and, whenever that returns while the client is not
-/// being closed, waits the configured backoff and reconnects itself.
+/// one runs `mosquitto_loop` itself: while the connection works it keeps
+/// going; when it fails (whatever the error) it waits the configured
+/// backoff, in steps that notice a close, and reconnects. Once the client
+/// is closing it only lets the DISCONNECT out and ends when the connection
+/// does; a close never waits more than the loop's 1 s select, and the
+/// client's `mosquitto` struct is only destroyed after the thread ended.
 final class NetworkThread: @unchecked Sendable {
     private let mosq: OpaquePointer
     private let delay: (initial: Int, max: Int)
     private let lock = Lock()
-    private var stopping = false
+    private var closing = false
+    private var halted = false
     private let exited = DispatchSemaphoreLite()
 
     init(mosq: OpaquePointer, reconnectDelay: (initial: Int, max: Int)) {
@@ -607,19 +611,16 @@ final class NetworkThread: @unchecked Sendable {
         mosquitto_threaded_set(mosq, true)
     }
 
-    var isStopping: Bool { lock.withLock { stopping } }
+    private var state: (closing: Bool, halted: Bool) { lock.withLock { (closing, halted) } }
 
     func start() {
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
         var tid = pthread_t()
         let box = Unmanaged.passRetained(self)
-        let rc = pthread_create(&tid, &attr, { arg in
+        let rc = pthread_create(&tid, nil, { arg in
             let me = Unmanaged<NetworkThread>.fromOpaque(arg!).takeRetainedValue()
             me.run()
             return nil
         }, box.toOpaque())
-        pthread_attr_destroy(&attr)
         if rc != 0 {
             box.release()
             exited.signal()
@@ -631,22 +632,38 @@ final class NetworkThread: @unchecked Sendable {
     private func run() {
         defer { exited.signal() }
         var wait = delay.initial
-        while !isStopping {
-            let rc = mosquitto_loop_forever(mosq, 1000, 1)
-            if isStopping { break }
-            if rc == MOSQ_ERR_SUCCESS.rawValue { wait = delay.initial }
-            // Backoff in steps of 100 ms, so stop() is not held up.
-            for _ in 0..<(wait * 10) where !isStopping { usleep(100_000) }
+        while true {
+            let rc = mosquitto_loop(mosq, 1000, 1)
+            let s = state
+            if s.halted { return }
+            if rc == MOSQ_ERR_SUCCESS.rawValue {
+                wait = delay.initial
+                continue
+            }
+            // The connection ended: after a close, that is the end.
+            if s.closing { return }
+            var slept = 0
+            while slept < wait * 10 && !state.closing {
+                usleep(100_000)
+                slept += 1
+            }
+            if state.closing { return }
             wait = min(wait * 2, delay.max)
-            if isStopping { break }
             _ = mosquitto_reconnect(mosq)
         }
     }
 
-    func stop() { lock.withLock { stopping = true } }
+    /// No more reconnecting: the thread ends when the connection does.
+    func close() { lock.withLock { closing = true } }
 
-    /// Waits (at most 10 s) for the thread to end.
-    func join() { exited.wait(seconds: 10) }
+    /// Waits for the thread to end; returns whether it did. After 5 s it is
+    /// told to stop at once (at its next select, ≤ 1 s later).
+    @discardableResult
+    func join() -> Bool {
+        if exited.wait(seconds: 5) { return true }
+        lock.withLock { halted = true }
+        return exited.wait(seconds: 3)
+    }
 }
 
 /// A one-shot signal a thread can wait on with a deadline (no Foundation).
@@ -668,12 +685,15 @@ final class DispatchSemaphoreLite: @unchecked Sendable {
         pthread_cond_broadcast(&cond)
         pthread_mutex_unlock(&mutex)
     }
-    func wait(seconds: Int) {
+    /// Whether it was signalled within `seconds`.
+    func wait(seconds: Int) -> Bool {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         ts.tv_sec += seconds
         pthread_mutex_lock(&mutex)
         while !done { if pthread_cond_timedwait(&cond, &mutex, &ts) != 0 { break } }
+        let d = done
         pthread_mutex_unlock(&mutex)
+        return d
     }
 }
