@@ -129,38 +129,37 @@ extension NetworkSuites {
         // each is refused with its reason and never emitted.
         live.terminate(grace: 2)
         #expect(try run.efsc(["devnet", "stop-node", "--dir", dir, "node4"]).code == 0)
-        let top = try await height(net)
-        try await waitCursor(cursor, atLeast: top, "caught up before the forgeries")
+        try await waitCursor(cursor, atLeast: try await height(net), "caught up before the forgeries")
         let node4 = try BrokerProfile(json: try #require(try JSONParser.parse(try String(contentsOfFile: "\(dir)/node4/config.json", encoding: .utf8))["brokerAuth"]), url: net.brokerURL)
         let forger = try MQTTClient(try node4.configuration(fallbackClientID: "node4"))
         try await forger.connect()
         let opBus = try await net.connectOperator()
-        // (Any node answers: one a block behind says not-committed; ask again.)
-        let real = try await StateWait.until("block \(top) from a node", timeout: 30) { () async throws -> StateWait.Probe<Block> in
-            guard let b = try await ChainClient(bus: opBus).history("transaction", from: top, max: 1).blocks.first else { return .notYet(nil) }
-            return .reached(b)
-        }
-        await opBus.disconnect()
+        // Forged at the height the log is due to take next, again each round
+        // (the chain may still move: a view change after node4 stopped commits a null block).
         var forged: [[UInt8]] = []
-        var next = real
-        next.header.height = top + 1
-        next.header.parentHash = real.hash
-        forged.append(next.encoded)  // a certificate over another block: bad-certificate
-        var stranger = next
-        let key = Ed25519SecretKey()
-        stranger.certificate = (0..<3).map { CertificateEntry(replica: $0, signature: (try? key.sign(Array("commit".utf8))) ?? []) }
-        forged.append(stranger.encoded)  // signed by no genesis key: bad-certificate
-        var orphan = next
-        orphan.header.parentHash = Digest.sha256(Array("elsewhere".utf8))
-        forged.append(orphan.encoded)  // bad-parent
-        var tampered = next
-        tampered.transactions = tampered.transactions.isEmpty ? [Array("{}".utf8)] : [Array(tampered.transactions[0].reversed())] + tampered.transactions.dropFirst()
-        forged.append(tampered.encoded)  // bad-transactions-root
-        for f in forged { try await forger.publish(Topics.blocks("transaction", node: "node4"), payload: f, qos: .atLeastOnce) }
-        try await StateWait.until("the event log's refusal lines for the forged blocks", timeout: 30) {
+        try await StateWait.until("the event log's refusal lines for the forged blocks", timeout: 60, every: 0.5) {
+            let at = cursorHeight(cursor)
+            guard let real = try await ChainClient(bus: opBus).history("transaction", from: at, max: 1).blocks.first else { return false }
+            var next = real
+            next.header.height = at + 1
+            next.header.parentHash = real.hash
+            var round: [[UInt8]] = [next.encoded]  // a certificate over another block: bad-certificate
+            var stranger = next
+            let key = Ed25519SecretKey()
+            stranger.certificate = (0..<3).map { CertificateEntry(replica: $0, signature: (try? key.sign(Array("commit".utf8))) ?? []) }
+            round.append(stranger.encoded)  // signed by no genesis key: bad-certificate
+            var orphan = next
+            orphan.header.parentHash = Digest.sha256(Array("elsewhere".utf8))
+            round.append(orphan.encoded)  // bad-parent
+            var tampered = next
+            tampered.transactions = tampered.transactions.isEmpty ? [Array("{}".utf8)] : [Array(tampered.transactions[0].reversed())] + tampered.transactions.dropFirst()
+            round.append(tampered.encoded)  // bad-transactions-root
+            for f in round { try await forger.publish(Topics.blocks("transaction", node: "node4"), payload: f, qos: .atLeastOnce) }
+            forged += round
             let t = (try? String(contentsOfFile: log + ".3", encoding: .utf8)) ?? ""
             return ["bad-certificate", "bad-parent", "bad-transactions-root"].allSatisfy { t.contains("refused a block from live: \($0)") }
         }
+        await opBus.disconnect()
         await forger.disconnect()
         #expect(try run.efsc(["devnet", "start-node", "--dir", dir, "node4"]).code == 0)
         // The real next block is taken after the forgeries.
