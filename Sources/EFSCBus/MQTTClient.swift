@@ -24,6 +24,8 @@ public final class MQTTClient: @unchecked Sendable {
     private var closing = false
     private var loopRunning = false
     private var network: NetworkThread?
+    /// What the callbacks reach this client through (libmosquitto's user data).
+    private let target = CallbackTarget()
     private var connectWaiter: CheckedContinuation<Void, Error>?
     private var pendingPublishes: [Int32: CheckedContinuation<Void, Error>] = [:]
     private var pendingSubscribes: [Int32: (filter: String, cont: CheckedContinuation<Void, Error>)] = [:]
@@ -73,7 +75,8 @@ public final class MQTTClient: @unchecked Sendable {
             throw MQTTError.library("cannot create a client (client id '\(configuration.clientID)' invalid or out of memory)")
         }
         mosq = m
-        mosquitto_user_data_set(m, Unmanaged.passUnretained(self).toOpaque())
+        target.client = self
+        mosquitto_user_data_set(m, Unmanaged.passUnretained(target).toOpaque())
         mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5)
         mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1)
         mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, 1000)
@@ -114,7 +117,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     static func from(_ obj: UnsafeMutableRawPointer?) -> MQTTClient? {
         guard let obj else { return nil }
-        return Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue()
+        return Unmanaged<CallbackTarget>.fromOpaque(obj).takeUnretainedValue().client
     }
 
     // MARK: connection
@@ -137,10 +140,12 @@ public final class MQTTClient: @unchecked Sendable {
                 connectWaiter = c
                 closing = false
             }
+            // A thread of an earlier connection that was slow to end must end first.
+            if let old = lock.withLock({ loopRunning ? nil : network }), old.join() { lock.withLock { network = nil } }
             let t = lock.withLock { () -> NetworkThread? in
-                guard !loopRunning else { return nil }
+                guard !loopRunning, network == nil else { return nil }
                 loopRunning = true
-                let n = NetworkThread(mosq: mosq, reconnectDelay: configuration.reconnectDelay)
+                let n = NetworkThread(mosq: mosq, reconnectDelay: configuration.reconnectDelay, target: target)
                 network = n
                 return n
             }
@@ -172,15 +177,13 @@ public final class MQTTClient: @unchecked Sendable {
             return (pendingPublishes, pendingSubscribes, pendingUnsubscribes, pendingRequests, offlineQueue)
         }
         let n = lock.withLock { () -> NetworkThread? in
-            defer {
-                loopRunning = false
-                network = nil
-            }
+            defer { loopRunning = false }
             return network
         }
         n?.close()
         mosquitto_disconnect_v5(mosq, 0, nil)
-        n?.join()
+        // Forgotten only once it ended: deinit must not free the struct under it.
+        if n?.join() ?? true { lock.withLock { network = nil } }
         let err = MQTTError.disconnected("client disconnected")
         for c in pubs.values { c.resume(throwing: err) }
         for s in subs.values { s.cont.resume(throwing: err) }
@@ -599,14 +602,17 @@ private func readProperties(_ props: OpaquePointer?) -> MQTTProperties {
 /// client's `mosquitto` struct is only destroyed after the thread ended.
 final class NetworkThread: @unchecked Sendable {
     private let mosq: OpaquePointer
+    /// Kept while the thread runs: its callbacks' user data.
+    private let target: CallbackTarget
     private let delay: (initial: Int, max: Int)
     private let lock = Lock()
     private var closing = false
     private var halted = false
     private let exited = DispatchSemaphoreLite()
 
-    init(mosq: OpaquePointer, reconnectDelay: (initial: Int, max: Int)) {
+    init(mosq: OpaquePointer, reconnectDelay: (initial: Int, max: Int), target: CallbackTarget) {
         self.mosq = mosq
+        self.target = target
         delay = (max(1, reconnectDelay.initial), max(1, reconnectDelay.max, reconnectDelay.initial))
         mosquitto_threaded_set(mosq, true)
     }
@@ -632,12 +638,19 @@ final class NetworkThread: @unchecked Sendable {
     private func run() {
         defer { exited.signal() }
         var wait = delay.initial
+        var disconnectSent = false
         while true {
             let rc = mosquitto_loop(mosq, 1000, 1)
             let s = state
             if s.halted { return }
             if rc == MOSQ_ERR_SUCCESS.rawValue {
                 wait = delay.initial
+                // A connection made after the close was asked for (a reconnect
+                // already under way) is closed too, from here.
+                if s.closing && !disconnectSent {
+                    disconnectSent = true
+                    mosquitto_disconnect_v5(mosq, 0, nil)
+                }
                 continue
             }
             // The connection ended: after a close, that is the end.
@@ -664,6 +677,13 @@ final class NetworkThread: @unchecked Sendable {
         lock.withLock { halted = true }
         return exited.wait(seconds: 3)
     }
+}
+
+/// What libmosquitto's callbacks reach their client through: a weak
+/// reference, which reads nil once the client is being freed, so a network
+/// thread that outlives its client (a blocking reconnect) never touches it.
+final class CallbackTarget: @unchecked Sendable {
+    weak var client: MQTTClient?
 }
 
 /// A one-shot signal a thread can wait on with a deadline (no Foundation).
