@@ -307,10 +307,6 @@ public final class EventLog: @unchecked Sendable {
         }
     }
 
-    func refuse(_ error: any Error, _ source: String) {
-        if let r = error as? BlockRefusal { refuse(r, source) } else { log("refused a block from \(source): \(error)") }
-    }
-
     /// Emits (when due), saves the cursor and commits the replay state of a
     /// verified block. False when it must wait for the identity group.
     func take(_ v: VerifiedBlock) throws -> Bool {
