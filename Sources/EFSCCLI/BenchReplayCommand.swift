@@ -62,7 +62,7 @@ struct BenchReplay: AsyncParsableCommand {
                      "--batch", String(batch), "--in-flight", String(inFlight), "--json"], timeout: 140)
                 guard load.code == 0 else { throw CLIError("chain load failed: \(load.out)") }
                 filled = await height()
-                if !json { Output.error("history: \(filled) transaction blocks") }
+                if !json { Output.note("history: \(filled) transaction blocks") }
             }
             let network = try TrustedNetwork(path: dir)
             let fetched = try await ReplayBenchmark.fetch(chain: chain, group: "transaction", until: filled)

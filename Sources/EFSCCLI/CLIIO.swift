@@ -26,6 +26,11 @@ enum Output {
         FileHandle.standardError.write(Data(("error: " + s + "\n").utf8))
     }
 
+    /// A line on standard error that is not a failure: progress, warnings, log lines.
+    static func note(_ s: String) {
+        FileHandle.standardError.write(Data((s + "\n").utf8))
+    }
+
     /// Bytes of FILE, or of standard input for `-` or no argument.
     static func read(_ path: String?) throws -> [UInt8] {
         if path == nil || path == "-" {

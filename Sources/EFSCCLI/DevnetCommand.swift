@@ -61,7 +61,7 @@ struct DevnetCommand: AsyncParsableCommand {
     }
 
     static func warnInsecure() {
-        Output.error("WARNING: insecure devnet — its broker accepts anonymous clients; anyone who reaches it can publish consensus messages, blocks, channel-control events and other parties' channel traffic. For tests of that case only.")
+        Output.note("WARNING: insecure devnet — its broker accepts anonymous clients; anyone who reaches it can publish consensus messages, blocks, channel-control events and other parties' channel traffic. For tests of that case only.")
     }
 
     struct Up: AsyncParsableCommand {

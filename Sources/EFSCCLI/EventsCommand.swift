@@ -89,10 +89,10 @@ struct EventsCommand: AsyncParsableCommand {
         }
         let bus = try await exitOnError(code: 2) { try await brokerOptions.connect(clientPrefix: "efsc-events") }
         defer { Task { await bus.disconnect() } }
-        let log = EventLog(chain: ChainClient(bus: bus, timeout: 5), network: network, options: o, output: output) { Output.error($0) }
+        let log = EventLog(chain: ChainClient(bus: bus, timeout: 5), network: network, options: o, output: output) { Output.note($0) }
         do {
             let s = try await log.run()
-            if summary { Output.error(s.json.compactString()) }
+            if summary { Output.note(s.json.compactString()) }
         } catch let e as ReplayError {
             Output.error("\(e.code.rawValue): \(e.message)")
             throw ExitCode(e.code == .divergence || e.code == .cursor ? 1 : 2)
