@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "EFSCConsensusTests", dependencies: ["EFSCConsensus", "EFSCAdversary", "EFSCCore"]),
         .testTarget(name: "EFSCCLITests", dependencies: ["EFSCCLI", "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCLedger", "EFSCContracts", "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCDevnet", "EFSCConsensus", "EFSCReplay", "EFSCStore", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "EFSCNodeTests", dependencies: ["EFSCNode", "EFSCConsensus", "EFSCLedger", "EFSCCore", "EFSCBus"]),
-        .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"]),
+        .testTarget(name: "EFSCChannelTests", dependencies: ["EFSCChannel", "EFSCTCC", "EFSCCore", "EFSCCredentials"], exclude: ["testdata"]),
         .testTarget(name: "EFSCReplayTests", dependencies: ["EFSCReplay", "EFSCConsensus", "EFSCLedger", "EFSCContracts", "EFSCCore"]),
         .testTarget(name: "EFSCFuzzTests", dependencies: ["EFSCFuzz", "EFSCCore"]),
     ]

@@ -27,48 +27,39 @@ final class ChannelStore: @unchecked Sendable {
     }
 
     /// A new channel: its TIC and first record, in one synced batch.
-    func open(_ record: JSON, tic: JSONObject) throws {
-        guard let id = record["channelId"]?.stringValue else { return }
+    func open(_ record: ChannelRecord, tic: JSONObject) throws {
+        let id = Array(record.channelId.utf8)
         let b = WriteBatch()
-        b.put(Array(id.utf8), try JCS.canonicalize(.object(tic)), in: tics)
-        b.put(Array(id.utf8), try JCS.canonicalize(record), in: channels)
+        b.put(id, try JCS.canonicalize(.object(tic)), in: tics)
+        b.put(id, try JCS.canonicalize(record.json), in: channels)
         try db.write(b, sync: true)
     }
 
-    func putChannel(_ record: JSON) throws {
-        guard let id = record["channelId"]?.stringValue else { return }
-        try db.put(Array(id.utf8), try JCS.canonicalize(record), in: channels)
-    }
-
-    /// Every channel's record with its TIC.
-    func allChannels() -> [(record: JSON, tic: JSONObject)] {
+    /// Every channel's record with its TIC (entries that do not parse are skipped).
+    func allChannels() -> [(record: ChannelRecord, tic: JSONObject)] {
         db.scan(prefix: [], in: channels).compactMap { kv in
-            guard let r = try? JSONParser.parse(kv.value), let tb = try? db.get(kv.key, in: tics), let t = (try? JSONParser.parse(tb))?.objectValue else { return nil }
+            guard let j = try? JSONParser.parse(kv.value), let r = ChannelRecord(json: j), let tb = try? db.get(kv.key, in: tics),
+                let t = (try? JSONParser.parse(tb))?.objectValue
+            else { return nil }
             return (r, t)
         }
     }
 
-    func pendingEvidence() -> [(channel: String, item: JSON)] {
-        db.scan(prefix: [], in: evidence).compactMap { kv in (try? JSONParser.parse(kv.value)).map { (String(decoding: kv.key, as: UTF8.self), $0) } }
+    func pendingEvidence() -> [EvidenceItem] {
+        db.scan(prefix: [], in: evidence).compactMap { kv in (try? JSONParser.parse(kv.value)).flatMap(EvidenceItem.init(json:)) }
     }
 
     func tsc(_ channel: String, _ seq: Int) throws -> [UInt8]? { try db.get(Self.tscKey(channel, seq), in: tscs) }
 
-    /// One group commit: several channels' issued TSCs at once.
-    struct Issued {
-        let channel: String
-        let sequence: Int
-        let tsc: [UInt8]
-        let record: JSON
-        let evidence: JSON?
-    }
-
-    func commit(_ items: [Issued]) throws {
+    /// One group commit: several channels' writes (records, issued TSCs,
+    /// evidence made due) in one synced batch.
+    func commit(_ items: [ChannelWrite]) throws {
         let b = WriteBatch()
         for i in items {
-            b.put(Self.tscKey(i.channel, i.sequence), i.tsc, in: tscs)
-            b.put(Array(i.channel.utf8), try JCS.canonicalize(i.record), in: channels)
-            if let e = i.evidence { b.put(Array(i.channel.utf8), try JCS.canonicalize(e), in: evidence) }
+            let id = Array(i.record.channelId.utf8)
+            if let s = i.tscSequence, let t = i.tsc { b.put(Self.tscKey(i.record.channelId, s), t, in: tscs) }
+            b.put(id, try JCS.canonicalize(i.record.json), in: channels)
+            if let e = i.evidence { b.put(id, try JCS.canonicalize(e.json), in: evidence) }
         }
         try db.write(b, sync: true)
     }

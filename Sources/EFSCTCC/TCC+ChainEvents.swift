@@ -109,21 +109,22 @@ extension TCC {
 
     /// Opens a channel the chain confirmed (at most once).
     func openVerified(id: String, terms: SettlementTerms, tic: JSONObject) {
-        let ch = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: nil)
+        let box = ChannelBox(queue: partition(id), machine: ChannelMachine(terms: terms))
         let fresh = lock.withLock { () -> Bool in
             guard channels[id] == nil else { return false }
-            channels[id] = ch
+            channels[id] = box
             return true
         }
         guard fresh else { return }
-        do { try store.open(ch.record, tic: tic) } catch {
+        do { try store.open(box.machine.record, tic: tic) } catch {
             lock.withLock { channels[id] = nil }
             log("cannot persist channel \(id): \(error)")
             return
         }
-        loadTemplate(ch)
+        lock.withLock { openChannels += 1 }
+        loadTemplate(box)
         Task {
-            do { try await self.subscribe(ch) } catch { self.log("cannot subscribe to channel \(id): \(error)") }
+            do { try await self.subscribe(id) } catch { self.log("cannot subscribe to channel \(id): \(error)") }
         }
         log("channel \(id) opened: provider \(terms.provider), consumer \(terms.consumer), period \(terms.period) s, N = \(terms.evidenceEvery)")
     }
@@ -219,20 +220,18 @@ extension TCC {
         }
     }
 
+    /// Reads the channel back from chain state and hands it to its machine.
+    /// Reads may complete out of order; the machine only moves forward.
     func refreshFromChain(_ id: String) {
         Task {
-            guard let rec = try? await chain.channel(id), let ch = lock.withLock({ channels[id] }) else { return }
-            ch.queue.async {
-                let s = rec["state"]?.stringValue ?? "open"
-                guard s != ch.state else { return }
-                ch.state = s
-                ch.pending = nil
-                try? self.store.putChannel(ch.record)
-                var f: JSONObject = ["state": .string(s)]
-                for k in ["finalSequence", "finalTscHash", "closeKind", "closedBy", "challengeUntil", "closedAt", "challengedBy"] { f[k] = rec[k] }
-                for p in [ch.terms.provider, ch.terms.consumer] { self.send(ch, to: p, ChannelMessage(.closed, channel: id, f)) }
-                self.log("channel \(id) is \(s) on chain (\(rec["closeKind"]?.stringValue ?? "?"))")
+            guard let rec = try? await chain.channel(id), let box = lock.withLock({ channels[id] }) else { return }
+            guard let s = rec["state"]?.stringValue.flatMap(ChannelState.init(rawValue:)) else {
+                log("channel \(id): the chain reports an unknown state \(rec["state"]?.compactString() ?? "(none)")")
+                return
             }
+            var f: JSONObject = [:]
+            for k in ["finalSequence", "finalTscHash", "closeKind", "closedBy", "challengeUntil", "closedAt", "challengedBy"] { f[k] = rec[k] }
+            deliver(box, .chain(s, fields: f))
         }
     }
 }

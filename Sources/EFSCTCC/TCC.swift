@@ -36,51 +36,13 @@ public final class TCC: @unchecked Sendable {
     let log: (String) -> Void
     var timers: [DispatchSourceTimer] = []
 
-    /// One channel's live state; touched only on its partition queue.
-    final class Channel: @unchecked Sendable {
-        let id: String
-        let terms: SettlementTerms
-        let tic: JSONObject
-        let queue: DispatchQueue
-        var state: String
-        var lastSequence: Int
-        var lastEnd: Double?
-        var lastTscHash: String?
-        var sinceEvidence: Int
-        var template: Template?
-        /// Admitted parties: DID → (verification method URL → assertion key).
-        var admitted: [String: [String: Ed25519PublicKey]] = [:]
-        var challenges: [String: (did: String, secret: [UInt8], expires: Double, keys: [String: Ed25519PublicKey])] = [:]
-        /// DID lookups in flight for challenges not yet issued.
-        var lookups = 0
-        /// The proposal waiting for the consumer, with the hash of the document both parties' proofs sign.
-        var pending: (seq: Int, unsigned: JSONObject, providerProof: JSONObject, final: Bool, inputHash: [UInt8])?
-
-        init(id: String, terms: SettlementTerms, tic: JSONObject, queue: DispatchQueue, record: JSON?) {
-            self.id = id
-            self.terms = terms
-            self.tic = tic
-            self.queue = queue
-            state = record?["state"]?.stringValue ?? "open"
-            lastSequence = record?["lastSequence"]?.intValue ?? 0
-            lastEnd = record?["lastEnd"]?.doubleValue
-            lastTscHash = record?["lastTscHash"]?.stringValue
-            sinceEvidence = record?["sinceEvidence"]?.intValue ?? 0
-        }
-
-        var record: JSON {
-            [
-                "channelId": .string(id), "state": .string(state), "lastSequence": .number(Double(lastSequence)),
-                "lastEnd": lastEnd.map(JSON.number) ?? .null, "lastTscHash": lastTscHash.map(JSON.string) ?? .null,
-                "sinceEvidence": .number(Double(sinceEvidence)),
-            ]
-        }
-    }
-
     let lock = Lock()
-    var channels: [String: Channel] = [:]
-    /// Evidence not yet on chain: channel → {channelId, sequence, tscHash}.
-    var pendingEvidence: [String: JSON] = [:]
+    var channels: [String: ChannelBox] = [:]
+    /// Channels not closed (kept with every state change, never read from the machines).
+    var openChannels = 0
+    let crypto: TCCCrypto
+    /// Evidence not yet on chain, per channel (a newer one replaces an older one).
+    var pendingEvidence: [String: EvidenceItem] = [:]
     var evidenceInFlight = false
     var policy: EvidencePolicy
     var poolByNode: [String: Int] = [:]
@@ -126,7 +88,7 @@ public final class TCC: @unchecked Sendable {
     }
 
     var stats = Stats()
-    var commitBuffer: [(ChannelStore.Issued, () -> Void)] = []
+    var commitBuffer: [(ChannelWrite, (String?) -> Void)] = []
     var commitScheduled = false
 
     public init(config: TCCConfig, log: @escaping (String) -> Void) throws {
@@ -148,6 +110,7 @@ public final class TCC: @unchecked Sendable {
         store = try ChannelStore(path: config.dataDir + "/tcc")
         partitions = (0..<config.workers).map { DispatchQueue(label: "efsc.tcc.worker\($0)") }
         policy = EvidencePolicy(high: config.poolHigh, low: config.poolLow)
+        crypto = TCCCrypto(identity: config.identity)
     }
 
     var did: String { config.identity.did }
@@ -164,10 +127,11 @@ public final class TCC: @unchecked Sendable {
     /// registers the TCC's DID if needed, and starts serving.
     public func start() async throws {
         for (r, tic) in store.allChannels() {
-            guard let id = r["channelId"]?.stringValue, let terms = try? SettlementTerms(channelId: id, tic: tic) else { continue }
-            channels[id] = Channel(id: id, terms: terms, tic: tic, queue: partition(id), record: r)
+            guard let terms = try? SettlementTerms(channelId: r.channelId, tic: tic) else { continue }
+            channels[r.channelId] = ChannelBox(queue: partition(r.channelId), machine: ChannelMachine(terms: terms, record: r))
+            if r.state != .closed { openChannels += 1 }
         }
-        for (c, item) in store.pendingEvidence() { pendingEvidence[c] = item }
+        for e in store.pendingEvidence() { pendingEvidence[e.channelId] = e }
         if let p = config.metricsPort {
             let m = metrics
             metricsEndpoint = try MetricsEndpoint(port: p) { m.text() }
@@ -176,9 +140,9 @@ public final class TCC: @unchecked Sendable {
         try await bus.connect()
         try await chain.register(config.identity, nonce: nonces.next())
         try await bus.publish(Topics.presence(config.name), payload: Array(#"{"client":"\#(config.name)","state":"online"}"#.utf8))
-        for ch in channels.values where ch.state != "closed" {
-            try await subscribe(ch)
-            loadTemplate(ch)
+        for box in channels.values where box.machine.state != .closed {
+            try await subscribe(box.id)
+            loadTemplate(box)
         }
         _ = try await bus.subscribe(Topics.tccControlShared(shareGroup: config.shareGroup), qos: .atLeastOnce) { [weak self] m in self?.onControl(m) }
         _ = try await bus.subscribe(Topics.statusAll("transaction"), qos: .atMostOnce) { [weak self] m in self?.onChainStatus(m) }
@@ -207,25 +171,28 @@ public final class TCC: @unchecked Sendable {
         timers.append(t)
     }
 
-    func subscribe(_ ch: Channel) async throws {
-        _ = try await bus.subscribe(Topics.channelUp(ch.id, party: "+"), qos: .atLeastOnce) { [weak self] m in self?.onParty(m) }
+    func subscribe(_ id: String) async throws {
+        _ = try await bus.subscribe(Topics.channelUp(id, party: "+"), qos: .atLeastOnce) { [weak self] m in self?.onParty(m) }
     }
 
-    func loadTemplate(_ ch: Channel) {
+    func loadTemplate(_ box: ChannelBox) {
+        // Terms never change: read here without the channel's queue.
+        let terms = box.machine.terms
         Task {
             do {
-                let t = try await templates.template(id: ch.terms.templateId, version: ch.terms.templateVersion)
-                ch.queue.async { ch.template = t }
+                let t = try await templates.template(id: terms.templateId, version: terms.templateVersion)
+                deliver(box, .template(t))
             } catch {
-                log("channel \(ch.id): settlement template \(ch.terms.templateId) v\(ch.terms.templateVersion) unavailable: \(error)")
+                log("channel \(terms.channelId): settlement template \(terms.templateId) v\(terms.templateVersion) unavailable: \(error)")
             }
         }
     }
 
     // MARK: persistence (group commit)
 
-    /// Queues an issued TSC; `then` runs once it is durable.
-    func enqueueCommit(_ item: ChannelStore.Issued, then: @escaping () -> Void) {
+    /// Queues a channel's write for the next group commit; `then` runs
+    /// once it is durable (nil) or failed (the reason).
+    func enqueueCommit(_ item: ChannelWrite, then: @escaping (String?) -> Void) {
         let schedule = lock.withLock { () -> Bool in
             commitBuffer.append((item, then))
             defer { commitScheduled = true }
@@ -233,7 +200,7 @@ public final class TCC: @unchecked Sendable {
         }
         guard schedule else { return }
         committerQ.async {
-            let batch = self.lock.withLock { () -> [(ChannelStore.Issued, () -> Void)] in
+            let batch = self.lock.withLock { () -> [(ChannelWrite, (String?) -> Void)] in
                 defer {
                     self.commitBuffer = []
                     self.commitScheduled = false
@@ -243,20 +210,19 @@ public final class TCC: @unchecked Sendable {
             do {
                 try self.store.commit(batch.map(\.0))
             } catch {
-                // Nothing was acknowledged; the parties hear why and retry after a restart.
-                self.log("cannot persist \(batch.count) TSC(s): \(error); not sending them")
+                // Nothing of it happened: each channel hears so and nothing advanced.
+                self.log("cannot persist \(batch.count) channel write(s): \(error)")
+                for (_, then) in batch { then("\(error)") }
                 return
             }
-            self.lock.withLock { self.stats.settlements += batch.count }
-            self.metrics.settlements.increment(by: Int64(batch.count))
-            for (_, then) in batch { then() }
+            for (_, then) in batch { then(nil) }
         }
     }
 
     // MARK: evidence
 
     func submitEvidence() {
-        let items = lock.withLock { () -> [JSON]? in
+        let items = lock.withLock { () -> [EvidenceItem]? in
             guard !evidenceInFlight, !pendingEvidence.isEmpty else { return nil }
             evidenceInFlight = true
             return Array(pendingEvidence.values.prefix(config.evidenceBatchMax))
@@ -266,8 +232,7 @@ public final class TCC: @unchecked Sendable {
             defer { self.lock.withLock { self.evidenceInFlight = false } }
             while !items.isEmpty {
                 // Columns: a node parses three values rather than an object per evidence.
-                let args = EvidenceBatch.args(
-                    items.map { ($0["channelId"]?.stringValue ?? "", $0["sequence"]?.intValue ?? 0, $0["tscHash"]?.stringValue ?? "") })
+                let args = EvidenceBatch.args(items.map { ($0.channelId, $0.sequence, $0.tscHash) })
                 do {
                     let tx = try ChainTransaction.make(
                         group: "transaction", sender: did, nonce: nonces.next(), op: "evidence.submit", args: args, key: config.identity.key,
@@ -299,15 +264,14 @@ public final class TCC: @unchecked Sendable {
     }
 
     /// Forgets evidence that is on chain, unless a newer one replaced it meanwhile.
-    func removeEvidence(_ items: [JSON], count: Bool) async {
+    func removeEvidence(_ items: [EvidenceItem], count: Bool) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             committerQ.async {
                 let done = self.lock.withLock { () -> [String] in
                     var out: [String] = []
-                    for i in items {
-                        guard let ch = i["channelId"]?.stringValue, self.pendingEvidence[ch] == i else { continue }
-                        self.pendingEvidence[ch] = nil
-                        out.append(ch)
+                    for i in items where self.pendingEvidence[i.channelId] == i {
+                        self.pendingEvidence[i.channelId] = nil
+                        out.append(i.channelId)
                     }
                     if count {
                         self.stats.evidences += items.count
@@ -321,19 +285,19 @@ public final class TCC: @unchecked Sendable {
         }
     }
 
-    func closeCooperatively(_ ch: Channel, tsc: JSONObject) {
+    func closeCooperatively(_ id: String, tsc: JSONObject) {
         Task {
             for attempt in 1...5 {
                 do {
                     let tx = try ChainTransaction.make(
                         group: "transaction", sender: did, nonce: nonces.next(), op: "channel.close",
-                        args: ["channelId": .string(ch.id), "kind": "cooperative", "tsc": .object(tsc)], key: config.identity.key,
+                        args: ["channelId": .string(id), "kind": "cooperative", "tsc": .object(tsc)], key: config.identity.key,
                         method: config.identity.verificationMethod)
                     try await chain.submitCommitted(tx)
-                    refreshFromChain(ch.id)
+                    refreshFromChain(id)
                     return
                 } catch {
-                    log("cooperative close of \(ch.id), attempt \(attempt): \(error)")
+                    log("cooperative close of \(id), attempt \(attempt): \(error)")
                     try? await Task.sleep(nanoseconds: 1_000_000_000)
                 }
             }
@@ -343,7 +307,8 @@ public final class TCC: @unchecked Sendable {
     // MARK: status
 
     public var snapshot: JSON {
-        let (s, f, pe, n) = lock.withLock { (stats, policy.factor, pendingEvidence.count, channels.values.filter { $0.state != "closed" }.count) }
+        var (s, f, pe, n) = lock.withLock { (stats, policy.factor, pendingEvidence.count, openChannels) }
+        s.cryptoMicros = crypto.cryptoMicros
         return [
             "tcc": .string(did), "name": .string(config.name), "openChannels": .number(Double(n)), "settlements": .number(Double(s.settlements)),
             "admitted": .number(Double(s.admitted)), "authFailures": .number(Double(s.authFailures)), "rejected": .number(Double(s.rejected)),
@@ -355,7 +320,7 @@ public final class TCC: @unchecked Sendable {
     }
 
     func tickStatus() {
-        let (open, pending) = lock.withLock { (channels.values.filter { $0.state != "closed" }.count, pendingEvidence.count) }
+        let (open, pending) = lock.withLock { (openChannels, pendingEvidence.count) }
         metrics.openChannels.set(Double(open))
         metrics.pendingEvidence.set(Double(pending))
         lock.withLock {

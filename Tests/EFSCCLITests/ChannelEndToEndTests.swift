@@ -218,12 +218,22 @@ extension NetworkSuites {
         }
         try await propose(forgedClaim)
         #expect(await provBox.wait(.error)?["error"]?.stringValue?.contains("does not match usage") == true)
+        // A proposal of the sequence already issued (a provider that missed
+        // the TSC) gets that TSC again; it is not issued twice.
         try await propose(terms.claim(sequence: 6, start: last - 1, usage: 0.0005))
-        #expect(await provBox.wait(.error)?["error"]?.stringValue?.contains("stale sequence 6") == true)
-        // A replayed countersignature (of TSC 6) is stale too.
+        let again = await provBox.wait(.tsc)
+        #expect(again?["sequence"]?.intValue == 6 && again?["tscHash"]?.stringValue == (try? t6.hash()))
+        // So does a replayed countersignature of TSC 6; one of an older sequence is stale.
         var replay = t6.json
         replay["proof"] = .array(Array(EddsaJcs2022.proofs(of: t6.json).prefix(2)).map(JSON.object))
         try await say(ChannelMessage(.countersign, channel: channel, ["credential": .object(replay)]))
+        #expect(await box.wait(.tsc)?["sequence"]?.intValue == 6)
+        var old = replay
+        if case .object(var subject)? = old["credentialSubject"] {
+            subject["sequence"] = 5
+            old["credentialSubject"] = .object(subject)
+        }
+        try await say(ChannelMessage(.countersign, channel: channel, ["credential": .object(old)]))
         #expect(await box.wait(.error)?["code"] == "stale")
 
         // kill -9 of the TCC while settlements run; restart; nothing acknowledged is lost.
