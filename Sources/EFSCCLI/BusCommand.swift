@@ -54,6 +54,9 @@ struct BrokerOptions: ParsableArguments {
     /// `party`: the account name of the party the command acts as (its
     /// profile is preferred in a devnet directory); `requireParty`: the
     /// command uses that party's channel topics, so another account will not do.
+    /// Publishes a ride-through connection keeps while the broker is unreachable.
+    static let rideThroughQueue = 1000
+
     func configuration(clientPrefix: String, party: String? = nil, requireParty: Bool = false) throws -> MQTTConfiguration {
         let p = try profile(party: party)
         if requireParty, let party, let u = p.username, u != party {
@@ -66,8 +69,18 @@ struct BrokerOptions: ParsableArguments {
         return c
     }
 
-    func connect(clientPrefix: String, party: String? = nil, requireParty: Bool = false) async throws -> MQTTClient {
-        let client = try MQTTClient(try configuration(clientPrefix: clientPrefix, party: party, requireParty: requireParty))
+    /// `rideThrough`: a long-running command that keeps going across broker
+    /// restarts — publishes while disconnected are queued (up to
+    /// `rideThroughQueue`) and sent on reconnect, which is tried every 1 s
+    /// at first and at most every 5 s. Otherwise a publish without a
+    /// connection fails at once.
+    func connect(clientPrefix: String, party: String? = nil, requireParty: Bool = false, rideThrough: Bool = false) async throws -> MQTTClient {
+        var c = try configuration(clientPrefix: clientPrefix, party: party, requireParty: requireParty)
+        if rideThrough {
+            c.offlinePolicy = .queue(limit: Self.rideThroughQueue)
+            c.reconnectDelay = (1, 5)
+        }
+        let client = try MQTTClient(c)
         try await client.connect()
         return client
     }

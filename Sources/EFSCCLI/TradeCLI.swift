@@ -18,9 +18,10 @@ struct PartyOptions: ParsableArguments {
         do { return try PartyIdentity(json: try Output.readJSON(identity)) } catch let e as ChainError { throw CLIError("\(identity): \(e.message)") }
     }
 
-    func trader(prefix: String) async throws -> Trader {
+    func trader(prefix: String, rideThrough: Bool = false) async throws -> Trader {
         let me = try load()
-        let bus = try await brokerOptions.connect(clientPrefix: "\(prefix)-\(PartyName.of(me.did).prefix(8))", party: PartyName.of(me.did), requireParty: true)
+        let bus = try await brokerOptions.connect(
+            clientPrefix: "\(prefix)-\(PartyName.of(me.did).prefix(8))", party: PartyName.of(me.did), requireParty: true, rideThrough: rideThrough)
         return Trader(chain: ChainClient(bus: bus, timeout: timeout), identity: me)
     }
 }
@@ -147,35 +148,45 @@ struct TradeCommand: AsyncParsableCommand {
                 The role follows from the identity and the TIC. The provider proposes --count settlements of --usage
                 unit-hours each, one per settlement period (or back to back with --no-wait, the periods then lying in
                 the past); the consumer countersigns every proposal that matches the TIC until --count TSCs arrived,
-                the channel closes, or --timeout passes without progress. Every TSC is checked and kept in the wallet.
+                the channel closes, or --idle seconds pass without progress. Every TSC is checked and kept in the wallet.
+                Both ride through a broker restart (publishes are queued, up to 1000, and the connection is retried
+                every 1–5 s), a lost message and a TCC restart: without its TSC after --retry seconds the provider
+                sends the same proposal again, and either party authenticates again when the TCC no longer knows it.
+                No TSC is issued twice. --usage defaults to the most the TIC allows per period (units × period),
+                at most 0.01 unit-hours.
+                Exit status: 0 done; 1 refused (the reason is printed), or no progress for --idle seconds.
                 JSON keys: channelId, role, lastSequence, settled, tscs (files).
                 """)
         @OptionGroup var party: PartyOptions
         @OptionGroup var walletOptions: WalletOptions
         @Option(name: .long, help: "Channel id.") var channel: String
         @Option(name: .long, help: "Settlements to make (provider) or to wait for (consumer).") var count = 1
-        @Option(name: .long, help: "Unit-hours used per period (provider).") var usage = 0.01
+        @Option(name: .long, help: "Unit-hours used per period (provider; default: the TIC's most per period, at most 0.01).") var usage: Double?
         @Flag(name: .long, help: "Provider: propose the last one as final (cooperative close).") var final = false
         @Flag(name: .long, help: "Provider: do not wait a period between settlements.") var noWait = false
         @Option(name: .long, help: "Seconds without progress before giving up.") var idle = 60.0
+        @Option(name: .long, help: "Provider: seconds without the TSC before proposing the same settlement again.") var retry = 5.0
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() async throws {
             try await exitOnError(code: 1) {
-                let t = try await party.trader(prefix: "efsc-settle")
+                guard idle > 0, retry > 0, usage.map({ $0 >= 0 }) ?? true else { throw CLIError("--idle and --retry must be > 0, --usage ≥ 0") }
+                let t = try await party.trader(prefix: "efsc-settle", rideThrough: true)
                 defer { Task { await t.chain.bus.disconnect() } }
                 let store = try walletOptions.store()
                 let s = try t.session(channel: channel, tic: try walletOptions.tic(channel), store: store)
+                let perPeriod = (Double(s.terms.units) * Double(s.terms.period) / 3600 * 1e6).rounded(.down) / 1e6
+                let usage = self.usage ?? min(0.01, perPeriod)
                 // Read before opening: once admitted, a consumer countersigns
                 // what the provider proposes, so TSCs may arrive before
                 // `open` returns, and they count towards --count.
                 let startSeq = s.lastSequence
-                try await s.open()
+                try await s.open(timeout: idle)
                 if s.role == .provider {
                     let first = noWait ? DateTime.currentTime() - Double(s.terms.period * (count + 1)) : nil
                     for i in 0..<count {
                         if !noWait && i > 0 { try await Task.sleep(nanoseconds: UInt64(s.terms.period) * 1_000_000_000) }
-                        _ = try await s.settle(usage: usage, final: final && i == count - 1, firstStart: first, timeout: idle)
+                        _ = try await s.settle(usage: usage, final: final && i == count - 1, firstStart: first, timeout: idle, retryEvery: retry)
                         if !json { FileHandle.standardError.write(Data("settled \(s.lastSequence)\n".utf8)) }
                     }
                 } else {

@@ -6,6 +6,22 @@ import EFSCCredentials
 import EFSCIdentity
 import Foundation
 
+/// The channel's TCC refused a message of this session (topics.md,
+/// "Refusals"): the refusal's code, its reason and the sequence it names.
+public struct ChannelRefusal: Error, Sendable, CustomStringConvertible {
+    public let code: String
+    public let message: String
+    public let sequence: Int?
+    public var description: String { "\(code): \(message)" }
+}
+
+/// A wait of a session that reached its deadline; `what` names what did not arrive.
+public struct ChannelTimeout: Error, Sendable, CustomStringConvertible {
+    public let what: String
+    public let seconds: Double
+    public var description: String { "no \(what) within \(seconds) s" }
+}
+
 /// One party's side of a transaction channel: authenticates to the channel's
 /// TCC with its DID (answers the HPKE challenge), then — as provider —
 /// proposes settlements, or — as consumer — checks and countersigns them,
@@ -52,11 +68,16 @@ public final class ChannelSession: @unchecked Sendable {
     var answeredAt = 0.0
     static let answerGraceSeconds = 5.0
     var tscWaiters: [Int: CheckedContinuation<VerifiableCredential, Error>] = [:]
+    /// Which wait owns each sequence's waiter (a timed-out wait must not end a newer one).
+    var waiterTokens: [Int: Int] = [:]
+    var nextWaiterToken = 0
     var subscription: UInt32?
     public private(set) var closedState: JSON?
     /// Messages the TCC refused, counted (and the last one's text).
     public private(set) var refusals = 0
     public private(set) var lastRefusal: String?
+    /// The consumer's last countersignature (sent again if the TCC could not store its TSC).
+    var lastCountersign: (seq: Int, message: ChannelMessage)?
 
     public init(chain: ChainClient, me: PartyIdentity, terms: SettlementTerms, store: TSCStore? = nil) throws {
         guard me.did == terms.provider || me.did == terms.consumer else {
@@ -123,7 +144,7 @@ public final class ChannelSession: @unchecked Sendable {
                     try? await Task.sleep(nanoseconds: 1_000_000_000)
                 }
                 self.lock.withLock { self.admittedWaiter.take() }?.resume(
-                    throwing: ChainError("no TCC admitted \(self.me.did) to channel \(self.terms.channelId) within \(timeout) s"))
+                    throwing: ChannelTimeout(what: "admission of \(self.me.did) to channel \(self.terms.channelId) by a TCC", seconds: timeout))
             }
         }
     }
@@ -139,22 +160,46 @@ public final class ChannelSession: @unchecked Sendable {
     /// Proposes the next settlement (`usage` unit-hours over the next period)
     /// and returns the issued TSC. The first period starts at `firstStart`
     /// (default: one period ago). `final` asks for a cooperative close.
-    public func settle(usage: Double, final: Bool = false, firstStart: Double? = nil, timeout: Double = 15) async throws -> VerifiableCredential {
+    ///
+    /// Rides through a lost broker connection, a lost message and a TCC
+    /// restart: without the TSC after `retryEvery` seconds the same proposal
+    /// is sent again (the TCC drops a repeat while that TSC is written, and
+    /// answers one already issued with its TSC, so none is issued twice);
+    /// refused as `not-admitted` (a restarted TCC), the session
+    /// authenticates again first. Gives up with `ChannelTimeout` after
+    /// `timeout` seconds without the TSC; any other refusal is thrown as
+    /// `ChannelRefusal`.
+    public func settle(usage: Double, final: Bool = false, firstStart: Double? = nil, timeout: Double = 15, retryEvery: Double = 5) async throws -> VerifiableCredential {
         guard role == .provider else { throw ChainError("only the provider proposes settlements") }
-        for attempt in 0..<2 {
+        let deadline = DateTime.currentTime() + timeout
+        var proposal: (seq: Int, message: ChannelMessage)?
+        var attempts = 0
+        while true {
+            let remaining = deadline - DateTime.currentTime()
             let (seq, start, tccDID) = lock.withLock { (lastSequence + 1, lastEnd ?? firstStart ?? DateTime.currentTime() - Double(terms.period), tcc) }
+            guard remaining > 0 else {
+                throw ChannelTimeout(what: "TSC for sequence \(seq) of channel \(terms.channelId) (proposed \(attempts) times)", seconds: timeout)
+            }
             guard let tccDID, let template else { throw ChainError("the session is not open") }
-            let claim = terms.claim(sequence: seq, start: start, usage: usage, final: final)
-            let vc = try TSC.propose(claim: .object(claim), template: template, tccDID: tccDID, providerKey: me.key, providerMethod: me.verificationMethod)
+            if proposal?.seq != seq {
+                let claim = terms.claim(sequence: seq, start: start, usage: usage, final: final)
+                let vc = try TSC.propose(claim: .object(claim), template: template, tccDID: tccDID, providerKey: me.key, providerMethod: me.verificationMethod)
+                proposal = (seq, ChannelMessage(.propose, channel: terms.channelId, ["sequence": .number(Double(seq)), "credential": .object(vc.json)]))
+            }
+            let m = proposal!.message
+            attempts += 1
             do {
-                return try await awaitTSC(seq, timeout: timeout) {
-                    try await self.send(ChannelMessage(.propose, channel: self.terms.channelId, ["sequence": .number(Double(seq)), "credential": .object(vc.json)]))
-                }
-            } catch let e as ChainError where attempt == 0 && e.message.hasPrefix("not-admitted") {
-                try await open()
+                return try await awaitTSC(seq, timeout: min(retryEvery, remaining)) { try await self.send(m) }
+            } catch let e as ChannelRefusal where e.code == "not-admitted" {
+                // The TCC no longer knows this party (it restarted): authenticate again.
+                do { try await open(timeout: max(1, deadline - DateTime.currentTime())) } catch is ChannelTimeout { continue }
+            } catch is ChannelTimeout {
+                continue
+            } catch is MQTTError {
+                // Not connected (and not queueing): wait for the connection to come back.
+                try? await Task.sleep(nanoseconds: 500_000_000)
             }
         }
-        throw ChainError("settlement failed after re-authenticating")
     }
 
     /// Waits until the TSC with `sequence` has arrived (consumer or provider).
@@ -164,21 +209,34 @@ public final class ChannelSession: @unchecked Sendable {
 
     func awaitTSC(_ seq: Int, timeout: Double, start: @escaping @Sendable () async throws -> Void) async throws -> VerifiableCredential {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<VerifiableCredential, Error>) in
-            let done = lock.withLock { () -> VerifiableCredential? in
-                if seq <= lastSequence, let l = latest, l.subject?["sequence"]?.intValue == seq { return l }
+            let (token, done) = lock.withLock { () -> (Int, VerifiableCredential?) in
+                if seq <= lastSequence, let l = latest, l.subject?["sequence"]?.intValue == seq { return (0, l) }
                 tscWaiters[seq]?.resume(throwing: ChainError("superseded"))
                 tscWaiters[seq] = c
-                return nil
+                nextWaiterToken += 1
+                waiterTokens[seq] = nextWaiterToken
+                return (nextWaiterToken, nil)
             }
             if let done {
                 c.resume(returning: done)
                 return
             }
+            // Ends only this wait: a later wait for the same sequence has its own token.
+            func end(_ error: any Error) {
+                lock.withLock { () -> CheckedContinuation<VerifiableCredential, Error>? in
+                    guard waiterTokens[seq] == token else { return nil }
+                    waiterTokens[seq] = nil
+                    return tscWaiters.removeValue(forKey: seq)
+                }?.resume(throwing: error)
+            }
             Task {
-                do { try await start() } catch { self.lock.withLock { self.tscWaiters.removeValue(forKey: seq) }?.resume(throwing: error) }
+                do { try await start() } catch {
+                    end(error)
+                    return
+                }
                 try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
-                self.lock.withLock { self.tscWaiters.removeValue(forKey: seq) }?.resume(
-                    throwing: ChainError("no TSC for sequence \(seq) of channel \(self.terms.channelId) within \(timeout) s"))
+                let last = self.lock.withLock { self.lastRefusal }.map { " (last refusal: \($0))" } ?? ""
+                end(ChannelTimeout(what: "TSC for sequence \(seq) of channel \(self.terms.channelId)\(last)", seconds: timeout))
             }
         }
     }
@@ -228,20 +286,27 @@ public final class ChannelSession: @unchecked Sendable {
             onClosed?(msg.json)
         case .error:
             let code = msg["code"]?.stringValue ?? "error"
-            let text = "\(code): \(msg["error"]?.stringValue ?? "")"
+            let refusal = ChannelRefusal(code: code, message: msg["error"]?.stringValue ?? "", sequence: msg["sequence"]?.intValue)
+            let text = refusal.description
             let waiter = lock.withLock { () -> CheckedContinuation<VerifiableCredential, Error>? in
                 refusals += 1
                 lastRefusal = text
-                // A consumer's countersignature refused as stale was a
-                // duplicate of one the TCC already took: its TSC is coming.
-                if code == "stale" && role == .consumer { return nil }
+                // A consumer waits for the provider's progress: a refused
+                // countersignature is recovered from (authenticate again, sign
+                // again, or the provider proposes again), not the end of its wait;
+                // it times out naming the last refusal.
+                if role == .consumer { return nil }
                 if let s = msg["sequence"]?.intValue { return tscWaiters.removeValue(forKey: s) }
                 if code == "not-admitted", let k = tscWaiters.keys.min() { return tscWaiters.removeValue(forKey: k) }
                 return nil
             }
-            waiter?.resume(throwing: ChainError(text))
+            waiter?.resume(throwing: refusal)
             if ["not-a-party", "unknown-did", "wrong-answer", "late", "replayed", "busy"].contains(code) {
-                lock.withLock { admittedWaiter.take() }?.resume(throwing: ChainError(text))
+                lock.withLock { admittedWaiter.take() }?.resume(throwing: refusal)
+            }
+            // The TCC could not store the TSC of this countersignature: countersign again.
+            if code == "internal" && role == .consumer, let s = refusal.sequence, let c = lock.withLock({ lastCountersign }), c.seq == s {
+                Task { try? await self.send(c.message) }
             }
             // A consumer the TCC no longer knows (it restarted) authenticates again.
             if code == "not-admitted" && role == .consumer { Task { try? await self.open() } }
@@ -283,6 +348,7 @@ public final class ChannelSession: @unchecked Sendable {
             guard approve(claim) else { throw ChainError("declined by the consumer's policy") }
             let signed = try vc.signed(with: me.key, options: .init(verificationMethod: me.verificationMethod, id: TSC.consumerProofID))
             let m = ChannelMessage(.countersign, channel: terms.channelId, ["sequence": claim["sequence"] ?? .null, "credential": .object(signed.json)])
+            if let s = claim["sequence"]?.intValue { lock.withLock { lastCountersign = (s, m) } }
             Task { try? await self.send(m) }
         } catch {
             lock.withLock {

@@ -302,7 +302,7 @@ extension NetworkSuites {
         // The TCC follows the chain: further settlements are refused.
         try? await StateWait.until("the provider's session to see the channel closed", timeout: 60) { p.closedState?["state"]?.stringValue == "closed" }
         #expect(p.closedState?["state"] == "closed")
-        await #expect(throws: ChainError.self) { _ = try await p.settle(usage: 0.0005, timeout: 3) }
+        await #expect(throws: ChannelRefusal.self) { _ = try await p.settle(usage: 0.0005, timeout: 3) }
     }
 
     @Test func cooperativeCloseWithTheFinalTSC() async throws {
