@@ -84,13 +84,15 @@ let package = Package(
         // Layer 7: a Byzantine replica's attacks (simulator, fuzzing, and
         // `efsc node byzantine` against a real network).
         .target(name: "EFSCDevnet", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCBus", "EFSCChannel"]),
+        // Layer 7: benchmark scenarios that run devnets (efsc bench channels).
+        .target(name: "EFSCBench", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCChannel", "EFSCSDK", "EFSCDevnet"]),
         // Layer 7: the verified event log and replay (efsc events, ledger replay).
         .target(name: "EFSCReplay", dependencies: ["EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCBus", "EFSCStore", "EFSCLedger", "EFSCContracts", "EFSCConsensus", "EFSCChannel"]),
         .target(name: "EFSCAdversary", dependencies: ["EFSCCore", "EFSCConsensus", "EFSCBus", "EFSCLedger", "EFSCNode"]),
         // Layer 5: CLI commands as a library so tests can drive them in-process.
         .target(name: "EFSCCLI", dependencies: [
             "EFSCCore", "EFSCIdentity", "EFSCCredentials", "EFSCStore", "EFSCBus", "EFSCLedger", "EFSCConsensus", "EFSCContracts", "EFSCNode",
-            "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCAdversary", "EFSCDevnet", "EFSCReplay",
+            "EFSCChannel", "EFSCTCC", "EFSCSDK", "EFSCAdversary", "EFSCDevnet", "EFSCReplay", "EFSCBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,235 +1,92 @@
 import ArgumentParser
-import EFSCBus
-import EFSCChannel
+import EFSCBench
 import EFSCCore
-import EFSCDevnet
-import EFSCCredentials
-import EFSCIdentity
-import EFSCSDK
 import Foundation
 
-/// `efsc bench channels`: end-to-end settlements through the broker and a TCC process.
+/// `efsc bench channels`: settlements through the broker and the TCCs of a fresh devnet (EFSCBench.ChannelBenchmark).
 struct BenchChannels: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "channels",
-        abstract: "End-to-end settlements per second over many open channels, latency, and TCC CPU per settlement against its cryptography.",
+        abstract: "Settlements per second over many open channels, latency, and TCC CPU per settlement against its cryptography.",
         discussion: """
-            Starts a devnet (broker, 4 nodes, one TCC process), records --channels TICs (one provider, one consumer)
-            so the TCC opens that many channels, authenticates both parties on each, then for --seconds offers
-            --rate settlements per second spread over the channels (at most one outstanding per channel). The
-            provider signs each proposal; the consumer verifies and countersigns; the TCC verifies both and issues.
-            Parties keep TSCs in memory and skip re-verifying the issued TSC (the TCC is what is measured).
-            Reported: settlements/s completed, p50/p99 latency (propose → TSC back at the provider), the TCC
-            process's CPU time per settlement (from /proc), the cost of its cryptography alone (2 Ed25519
-            verifications + 1 signature of the same TSC, eddsa-jcs-2022 including canonicalization, measured now
-            on one core), and their ratio. Targets on the reference 2-core machine: ≥ 5K settlements/s with 1000
-            channels, p99 ≤ 20 ms, ratio ≤ 1.5. Everything shares the machine: 4 nodes, broker, TCC and both parties.
-            The devnet is secure (accounts, ACL; the parties connect over TLS with client certificates, as remote
-            parties would); --insecure runs the same on an anonymous plain broker, for the cost of security.
-            JSON: secure, channels, settlementsPerSecond, p50Millis, p99Millis, tccCpuMicrosPerSettlement,
-            cryptoMicrosPerSettlement, ratio (plus offeredRate, settlements, seconds, errors, and
-            tccCryptoMicrosPerSettlement / ratioUnderLoad: the TCC's own thread-CPU account of its
-            cryptography during the load, from its status topic, and the TCC CPU against that).
+            Starts a devnet (broker, 4 nodes, --tccs TCC processes), records --channels TICs (one provider, one
+            consumer) so the TCCs open that many channels (each "open" event reaches one TCC, which owns the
+            channel), and authenticates both parties on each. The cryptography a settlement cannot avoid (2
+            Ed25519 verifications + 1 signature, eddsa-jcs-2022 with canonicalization) is measured in the same run
+            on one core; each ratio is TCC CPU per settlement (all TCC processes, from /proc) against it.
+
+            Live signing (default): for --seconds, --rate settlements per second in total (at most one
+            outstanding per channel); the provider signs each proposal, the consumer verifies and countersigns.
+            Everything shares the machine: nodes, broker, TCCs and both parties' signing.
+            JSON: secure, channels, tccs, presigned, settlementsPerSecond, p50Millis, p99Millis,
+            tccCpuMicrosPerSettlement, cryptoMicrosPerSettlement, ratio, tccCryptoMicrosPerSettlement,
+            ratioUnderLoad (against the TCCs' own thread-CPU account of their cryptography), offeredRate,
+            settlements, seconds, errors, firstError, channelsPerTCC, tccOpenChannels.
+
+            --presigned: every proposal and countersignature is made before the timed windows (the parties'
+            proofs form a proof set and do not depend on the TCC), so during them the machine runs only the
+            broker, the nodes and the TCCs; the parties publish prepared bytes. Windows of --seconds each:
+            saturated (every channel keeps one settlement outstanding), then open load at 50 % and 80 % of the
+            saturated rate, then 600/s (or half the saturated rate if lower). JSON adds saturatedPerSecond
+            (= settlementsPerSecond), p50/p99 at saturation (p50Millis, p99Millis), p50MillisAtHalf,
+            p99MillisAtHalf, p50MillisAt80, p99MillisAt80, lowRate, tccCpuMicrosPerSettlementAtLowRate,
+            ratioAtLowRate, p99MillisAtLowRate, skippedSlots (open-load slots whose channel was still busy).
+            Targets on the 2-core reference machine: ratio ≤ 1.5 at saturation and at 600/s, ≥ 3,000/s
+            saturated with 1,000 channels, p99 ≤ 20 ms at 50 %.
+
+            --tccs K (1-8): K TCC processes share the channels; the CPU per settlement is over all of them
+            (target: within 10 % of K = 1). channelsPerTCC counts the channels each TCC admitted both parties
+            of; a channel whose parties were admitted by different TCCs fails the run.
+
+            --idle-channels N (0-50000): before the load, N more channels are opened and left idle; JSON adds
+            idleChannels, memoryBytesPerIdleChannel (TCC resident memory growth ÷ N), idleCpuMillisPerSecond
+            (TCC CPU with them open) and baseCpuMillisPerSecond (before). Target at N = 20,000: ≤ 4 KiB per
+            idle channel and no CPU that grows with idle channels.
+            --insecure runs the same on an anonymous plain broker, for the cost of security.
             """)
-    @Option(name: .long, help: "Open channels.") var channels = 1000
-    @Option(name: .long, help: "Seconds of measured load.") var seconds: Double = 10
-    @Option(name: .long, help: "Settlements per second offered in total.") var rate: Double = 5000
+    @Option(name: .long, help: "Open channels under load (1-20000).") var channels = 1000
+    @Option(name: .long, help: "Seconds of each measured window.") var seconds: Double = 10
+    @Option(name: .long, help: "Live signing: settlements per second offered in total.") var rate: Double = 5000
+    @Flag(name: .long, help: "Pre-sign every proposal and countersignature before the timed windows (the TCCs' capacity).") var presigned = false
+    @Option(name: .long, help: "TCC processes sharing the channels (1-8).") var tccs = 1
+    @Option(name: .long, help: "Idle channels opened before the load, for memory and CPU per idle channel (0-50000).") var idleChannels = 0
     @Flag(name: .long, help: "Run on an --insecure devnet (anonymous plain broker) instead of the secure default.") var insecure = false
     @Flag(name: .long, help: "Print JSON.") var json = false
 
-    final class Stats: @unchecked Sendable {
-        let lock = Lock()
-        var latencies: [Double] = []
-        var errors = 0
-        var firstError: String?
-    }
-
     func run() async throws {
         try await exitOnError(code: 1) {
-            guard (1...20_000).contains(channels), seconds > 0, rate > 0 else { throw CLIError("--channels 1...20000, --seconds > 0, --rate > 0") }
-            let exe = Devnet.executable
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-channels-\(getpid())").path
-            try? FileManager.default.removeItem(atPath: dir)
-            defer {
-                _ = try? BenchOnchain.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
-                try? FileManager.default.removeItem(atPath: dir)
+            var o = ChannelBenchmark.Options()
+            o.channels = channels
+            o.seconds = seconds
+            o.rate = rate
+            o.presigned = presigned
+            o.tccs = tccs
+            o.idleChannels = idleChannels
+            o.insecure = insecure
+            let quiet = json
+            let r: JSON
+            do {
+                r = try await ChannelBenchmark(o) { s in if !quiet { Output.note("\(s)…") } }.run()
+            } catch let e as ChannelBenchmark.Failure {
+                throw CLIError(e.description)
             }
-            guard try BenchOnchain.run(exe, ["devnet", "init", "--dir", dir] + (insecure ? ["--insecure"] : []), timeout: 60).code == 0 else { throw CLIError("devnet init failed") }
-            let up = try BenchOnchain.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
-            guard up.code == 0 else { throw CLIError("devnet up failed: \(up.out)") }
-            let net = try Devnet(dir: dir)
-            guard let tccPID = net.pid("tcc1") else { throw CLIError("the devnet's TCC is not running") }
-            // The operator watches the TCC; each party has its own account.
-            let bus = try await net.connectOperator()
-            func party() async throws -> Trader {
-                let id = try PartyIdentity.create(network: "devnet")
-                let b = try await net.connect(party: id.did) { $0.offlinePolicy = .queue(limit: 1_000_000) }
-                return Trader(chain: ChainClient(bus: b, timeout: 60), identity: id)
-            }
-            let provider = try await party()
-            let consumer = try await party()
-            try await provider.registerDID()
-            try await consumer.registerDID()
-            _ = try await provider.publishOffer(["offerId": "bench", "computingPower": ["resourceType": "gpu"], "unitPrice": 10, "capacity": .number(Double(channels))])
-            progress("recording \(channels) TICs")
-            var tics: [(String, VerifiableCredential)] = []
-            let tit = BaseTemplates.tit
-            var claim = ProviderTemplates.sampleTITClaim(provider: provider.me.did, consumer: consumer.me.did, period: 1, evidenceEvery: 100)
-            for k in ["priceTable", "incentiveFactor"] { claim[k] = nil }
-            claim["computingPower"] = ["resourceType": "gpu", "units": 1]
-            claim["settlementStrategy"] = ["period": 1, "evidenceEvery": 100, "evidenceEveryMax": 1000]
-            let resolver = LocalDIDResolver()
-            resolver.add(try DIDHistory(create: provider.me.operation!))
-            resolver.add(try DIDHistory(create: consumer.me.operation!))
-            let templates = LocalTemplateStore()
-            var apps: [VerifiableCredential] = []
-            for _ in 0..<channels {
-                apps.append(try await TIC.issue(application: try consumer.apply(claim: claim, template: tit), providerKey: provider.me.key, providerMethod: provider.me.verificationMethod, resolver: resolver, templates: templates))
-            }
-            try await withThrowingTaskGroup(of: (String, VerifiableCredential).self) { g in
-                var next = 0
-                func add() {
-                    let t = apps[next]
-                    next += 1
-                    g.addTask { (try await consumer.record(tic: t, offerId: "bench")["channelId"]!.stringValue!, t) }
-                }
-                for _ in 0..<min(200, apps.count) { add() }
-                while let r = try await g.next() {
-                    tics.append(r)
-                    if next < apps.count { add() }
-                }
-            }
-            progress("authenticating \(2 * channels) parties")
-            var pairs: [(ChannelSession, ChannelSession)] = []
-            for (id, t) in tics {
-                let p = try provider.session(channel: id, tic: t)
-                let c = try consumer.session(channel: id, tic: t)
-                p.verifyReceived = false
-                c.verifyReceived = false
-                pairs.append((p, c))
-            }
-            try await withThrowingTaskGroup(of: Void.self) { g in
-                var next = 0
-                func add() {
-                    let (p, c) = pairs[next]
-                    next += 1
-                    g.addTask {
-                        try await p.open(timeout: 60)
-                        try await c.open(timeout: 60)
-                    }
-                }
-                for _ in 0..<min(100, pairs.count) { add() }
-                while try await g.next() != nil { if next < pairs.count { add() } }
-            }
-            // The cryptography a TCC cannot avoid, on one core, for one of these TSCs.
-            let crypto = try await cryptoMicros(pairs[0].0, consumer: consumer.me)
-            // The TCC's own account of its cryptography under this load (thread CPU time).
-            let tccStatus = Guarded<JSON?>(nil)
-            _ = try await bus.subscribe(Topics.tccStatus("tcc1"), qos: .atMostOnce) { m in
-                if let j = try? JSONParser.parse(m.payload) { tccStatus.withLock { $0 = j } }
-            }
-            try await Task.sleep(nanoseconds: 1_200_000_000)
-            let status0 = tccStatus.withLock { $0 }
-            progress("load: \(Int(rate)) settlements/s over \(channels) channels for \(seconds) s")
-            let stats = Stats()
-            let perChannel = rate / Double(channels)
-            let firstStart = DateTime.currentTime() - (perChannel * seconds + 30)
-            let cpu0 = Self.cpuMicros(tccPID)
-            let t0 = DateTime.currentTime()
-            let end = t0 + seconds
-            await withTaskGroup(of: Void.self) { g in
-                for (k, (p, _)) in pairs.enumerated() {
-                    g.addTask {
-                        // Spread the channels' schedules over one interval.
-                        var due = t0 + Double(k) / Double(channels) / perChannel
-                        while due < end && DateTime.currentTime() < end {
-                            let wait = due - DateTime.currentTime()
-                            if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
-                            // Behind schedule (saturated): skip the missed slots rather than burst.
-                            due = max(due, DateTime.currentTime() - 1 / perChannel)
-                            let s = DateTime.currentTime()
-                            do {
-                                _ = try await p.settle(usage: 0.0001, firstStart: firstStart, timeout: 10)
-                                let l = (DateTime.currentTime() - s) * 1000
-                                stats.lock.withLock { stats.latencies.append(l) }
-                            } catch {
-                                stats.lock.withLock {
-                                    stats.errors += 1
-                                    if stats.firstError == nil { stats.firstError = "\(error)" }
-                                }
-                            }
-                            due += 1 / perChannel
-                        }
-                    }
-                }
-            }
-            let elapsed = DateTime.currentTime() - t0
-            let cpu1 = Self.cpuMicros(tccPID)
-            try await Task.sleep(nanoseconds: 1_200_000_000)
-            let status1 = tccStatus.withLock { $0 }
-            await bus.disconnect()
-            await provider.chain.bus.disconnect()
-            await consumer.chain.bus.disconnect()
-            let ds = (status1?["settlements"]?.doubleValue ?? 0) - (status0?["settlements"]?.doubleValue ?? 0)
-            let dc = (status1?["cryptoMicros"]?.doubleValue ?? 0) - (status0?["cryptoMicros"]?.doubleValue ?? 0)
-            let tccCrypto = ds > 0 ? dc / ds : 0
-            let lat = stats.lock.withLock { stats.latencies.sorted() }
-            func pct(_ q: Double) -> Double { lat.isEmpty ? 0 : (lat[min(lat.count - 1, Int(Double(lat.count) * q))] * 10).rounded() / 10 }
-            let n = lat.count
-            let tccCPU = n > 0 ? Double(cpu1 - cpu0) / Double(n) : 0
-            let out: JSON = [
-                "secure": .bool(!insecure), "channels": .number(Double(channels)), "settlementsPerSecond": .number((Double(n) / elapsed).rounded()), "p50Millis": .number(pct(0.5)),
-                "p99Millis": .number(pct(0.99)), "tccCpuMicrosPerSettlement": .number(tccCPU.rounded()), "cryptoMicrosPerSettlement": .number(crypto.rounded()),
-                "ratio": .number(crypto > 0 ? (tccCPU / crypto * 100).rounded() / 100 : 0),
-                "tccCryptoMicrosPerSettlement": .number(tccCrypto.rounded()),
-                "ratioUnderLoad": .number(tccCrypto > 0 ? (tccCPU / tccCrypto * 100).rounded() / 100 : 0),
-                "offeredRate": .number(rate), "settlements": .number(Double(n)),
-                "seconds": .number((elapsed * 100).rounded() / 100), "errors": .number(Double(stats.errors)),
-                "firstError": stats.firstError.map(JSON.string) ?? .null,
-            ]
             if json {
-                Output.line(out.compactString())
+                Output.line(r.compactString())
+                return
+            }
+            func n(_ k: String) -> String { r[k]?.compactString() ?? "-" }
+            let net = insecure ? "INSECURE network" : "secure network (parties over TLS)"
+            var line: String
+            if presigned {
+                line = "\(net), pre-signed load, \(channels) channels, \(tccs) TCC(s): saturated \(n("saturatedPerSecond")) settlements/s (p50 \(n("p50Millis")) ms, p99 \(n("p99Millis")) ms); p99 \(n("p99MillisAtHalf")) ms at 50 %, \(n("p99MillisAt80")) ms at 80 %; TCC CPU \(n("tccCpuMicrosPerSettlement")) µs/settlement saturated, \(n("tccCpuMicrosPerSettlementAtLowRate")) µs at \(n("lowRate"))/s, vs its cryptography \(n("cryptoMicrosPerSettlement")) µs: ratio \(n("ratio")) saturated, \(n("ratioAtLowRate")) at \(n("lowRate"))/s"
             } else {
-                Output.line(
-                    "\(insecure ? "INSECURE network" : "secure network (parties over TLS)"): \(channels) channels: \(out["settlementsPerSecond"]!.intValue ?? 0) settlements/s (offered \(Int(rate))), latency p50 \(pct(0.5)) ms p99 \(pct(0.99)) ms; TCC CPU \(Int(tccCPU)) µs/settlement vs its cryptography \(Int(crypto)) µs: ratio \(out["ratio"]!.compactString()) (vs the \(Int(tccCrypto)) µs the TCC's cryptography took under this load: \(out["ratioUnderLoad"]!.compactString()))\(stats.errors > 0 ? "; \(stats.errors) errors, first: \(stats.firstError ?? "")" : "")")
+                line = "\(net): \(channels) channels, \(tccs) TCC(s): \(n("settlementsPerSecond")) settlements/s (offered \(Int(rate))), latency p50 \(n("p50Millis")) ms p99 \(n("p99Millis")) ms; TCC CPU \(n("tccCpuMicrosPerSettlement")) µs/settlement vs its cryptography \(n("cryptoMicrosPerSettlement")) µs: ratio \(n("ratio")) (vs the \(n("tccCryptoMicrosPerSettlement")) µs the TCC's cryptography took under this load: \(n("ratioUnderLoad")))"
             }
-        }
-    }
-
-    func progress(_ s: String) { if !json { FileHandle.standardError.write(Data("\(s)…\n".utf8)) } }
-
-    /// user + system CPU of a process, in microseconds (Linux /proc, clock ticks of 1/100 s).
-    static func cpuMicros(_ pid: pid_t) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
-        let f = s[s.index(after: close)...].split(separator: " ")
-        // After the command: state(0) ppid(1) … utime(11) stime(12).
-        guard f.count > 12, let u = Int(f[11]), let k = Int(f[12]) else { return 0 }
-        let hz = Int(sysconf(Int32(_SC_CLK_TCK)))
-        return (u + k) * 1_000_000 / max(hz, 1)
-    }
-
-    /// Median over rounds of: verify the provider's and the consumer's proofs, sign the TCC proof.
-    func cryptoMicros(_ p: ChannelSession, consumer: PartyIdentity) async throws -> Double {
-        let tcc = Ed25519SecretKey()
-        let claim = p.terms.claim(sequence: 1, start: DateTime.currentTime() - 100, usage: 0.0001)
-        let prop = try TSC.propose(claim: .object(claim), template: BaseTemplates.tst, tccDID: "did:key:x", providerKey: p.me.key, providerMethod: p.me.verificationMethod)
-        let joint = try prop.signed(with: consumer.key, options: .init(verificationMethod: consumer.verificationMethod, id: TSC.consumerProofID))
-        var unsigned = joint.json
-        unsigned["proof"] = nil
-        let proofs = joint.proofs
-        let pk = p.me.key.publicKey
-        let ck = consumer.key.publicKey
-        var rounds: [Double] = []
-        for _ in 0..<7 {
-            let n = 200
-            let s = DateTime.currentTime()
-            for _ in 0..<n {
-                try EddsaJcs2022.verifyProof(document: unsigned, proof: proofs[0], key: pk)
-                try EddsaJcs2022.verifyProof(document: unsigned, proof: proofs[1], key: ck)
-                _ = try TSC.issueVerified(joint, tccKey: tcc, tccMethod: "did:key:x#k")
+            if r["idleChannels"] != nil {
+                line += "; \(n("idleChannels")) idle channels: \(n("memoryBytesPerIdleChannel")) bytes each, TCC CPU \(n("idleCpuMillisPerSecond")) ms/s with them (\(n("baseCpuMillisPerSecond")) ms/s without)"
             }
-            rounds.append((DateTime.currentTime() - s) * 1e6 / Double(n))
+            if (r["errors"]?.intValue ?? 0) > 0 { line += "; \(n("errors")) errors, first: \(r["firstError"]?.stringValue ?? "")" }
+            Output.line(line)
         }
-        return rounds.sorted()[rounds.count / 2]
     }
 }

@@ -51,6 +51,8 @@ public final class ChannelSession: @unchecked Sendable {
     let q: DispatchQueue
     let lock = Lock()
     var tcc: String?
+    /// The DID of the TCC that admitted this session (nil before).
+    public var tccDID: String? { lock.withLock { tcc } }
     var template: Template?
     var keys: [String: Ed25519PublicKey] = [:]
     public private(set) var lastSequence = 0

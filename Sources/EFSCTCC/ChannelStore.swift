@@ -15,7 +15,7 @@ final class ChannelStore: @unchecked Sendable {
     let tics: ColumnFamily
 
     init(path: String) throws {
-        db = try RocksDB(path: path, columnFamilies: ["channels", "tscs", "evidence", "tics"])
+        db = try RocksDB(path: path, columnFamilies: ["channels", "tscs", "evidence", "tics"], bulk: ["tscs"])
         tics = db.family("tics")
         channels = db.family("channels")
         tscs = db.family("tscs")

@@ -108,5 +108,28 @@ extension NetworkSuites {
         let inTCC = j["tccCryptoMicrosPerSettlement"]?.doubleValue ?? 0
         #expect(inTCC > 0 && inTCC < (j["tccCpuMicrosPerSettlement"]?.doubleValue ?? 0) && (j["ratioUnderLoad"]?.doubleValue ?? 0) > 1, "\(r.out)")
     }
+
+    /// The pre-signed capacity run with two TCCs and idle channels: every key
+    /// is there, both TCCs own channels, each channel exactly one, no errors.
+    @Test func benchChannelsPresignedWithTwoTCCsAndIdleChannels() throws {
+        let r = try DevnetIntegrationTests().efsc(
+            ["bench", "channels", "--presigned", "--channels", "8", "--tccs", "2", "--idle-channels", "20", "--seconds", "1", "--json"], timeout: 300)
+        #expect(r.code == 0, "\(r.out)")
+        let j = try #require(r.json, "\(r.out)")
+        for k in [
+            "saturatedPerSecond", "p99MillisAtHalf", "p99MillisAt80", "tccCpuMicrosPerSettlement", "cryptoMicrosPerSettlement", "ratio", "ratioAtLowRate",
+            "memoryBytesPerIdleChannel", "idleCpuMillisPerSecond",
+        ] {
+            #expect(j[k]?.doubleValue != nil, "missing \(k): \(r.out)")
+        }
+        #expect(j["presigned"] == true && j["tccs"]?.intValue == 2 && j["idleChannels"]?.intValue == 20 && j["errors"]?.intValue == 0, "\(r.out)")
+        #expect((j["saturatedPerSecond"]?.doubleValue ?? 0) > 0 && (j["settlements"]?.intValue ?? 0) > 0, "\(r.out)")
+        // The channels under load are split between the TCCs, each owned by one.
+        let per = j["channelsPerTCC"]?.objectValue ?? [:]
+        #expect(per.count == 2 && per.values.reduce(0) { $0 + ($1.intValue ?? 0) } == 8, "\(r.out)")
+        // Both TCCs together hold every channel, idle ones included, once.
+        let open = j["tccOpenChannels"]?.objectValue ?? [:]
+        #expect(open.values.reduce(0) { $0 + ($1.intValue ?? 0) } == 28, "\(r.out)")
+    }
 }
 }
