@@ -15,7 +15,7 @@ final class ChannelStore: @unchecked Sendable {
     let tics: ColumnFamily
 
     init(path: String) throws {
-        db = try RocksDB(path: path, columnFamilies: ["channels", "tscs", "evidence", "tics"], bulk: ["tscs"])
+        db = try RocksDB(path: path, columnFamilies: ["channels", "tscs", "evidence", "tics"], bulk: ["tscs", "tics"])
         tics = db.family("tics")
         channels = db.family("channels")
         tscs = db.family("tscs")
@@ -35,13 +35,13 @@ final class ChannelStore: @unchecked Sendable {
         try db.write(b, sync: true)
     }
 
-    /// Every channel's record with its TIC (entries that do not parse are skipped).
-    func allChannels() -> [(record: ChannelRecord, tic: JSONObject)] {
-        db.scan(prefix: [], in: channels).compactMap { kv in
+    /// Every channel's record with its TIC, one at a time (entries that do not parse are skipped).
+    func forEachChannel(_ body: (ChannelRecord, JSONObject) -> Void) {
+        for kv in db.scan(prefix: [], in: channels) {
             guard let j = try? JSONParser.parse(kv.value), let r = ChannelRecord(json: j), let tb = try? db.get(kv.key, in: tics),
                 let t = (try? JSONParser.parse(tb))?.objectValue
-            else { return nil }
-            return (r, t)
+            else { continue }
+            body(r, t)
         }
     }
 

@@ -73,7 +73,11 @@ extension TCC {
             let next = openQueue[openQueueHead]
             openQueueHead += 1
             // Taken from the front by index; the array is compacted now and then (no O(n) per take).
-            if openQueueHead >= 1024 && openQueueHead * 2 >= openQueue.count {
+            if openQueueHead == openQueue.count {
+                // Drained: the taken requests (each with its parsed TIC) go now, not at the next compaction.
+                openQueue.removeAll()
+                openQueueHead = 0
+            } else if openQueueHead >= 1024 && openQueueHead * 2 >= openQueue.count {
                 openQueue.removeFirst(openQueueHead)
                 openQueueHead = 0
             }

@@ -38,6 +38,8 @@ public final class TCC: @unchecked Sendable {
 
     let lock = Lock()
     var channels: [String: ChannelBox] = [:]
+    /// Settlement template reads, by "id#version" (see `template(id:version:)`).
+    var templateTasks: [String: Task<Template, any Error>] = [:]
     /// Channels not closed (kept with every state change, never read from the machines).
     var openChannels = 0
     let crypto: TCCCrypto
@@ -126,8 +128,9 @@ public final class TCC: @unchecked Sendable {
     /// Recovers channels and pending evidence from RocksDB, connects,
     /// registers the TCC's DID if needed, and starts serving.
     public func start() async throws {
-        for (r, tic) in store.allChannels() {
-            guard let terms = try? SettlementTerms(channelId: r.channelId, tic: tic) else { continue }
+        // One channel at a time: a parsed TIC lives only until its terms are taken.
+        store.forEachChannel { r, tic in
+            guard let terms = try? SettlementTerms(channelId: r.channelId, tic: tic) else { return }
             channels[r.channelId] = ChannelBox(queue: partition(r.channelId), machine: ChannelMachine(terms: terms, record: r))
             if r.state != .closed { openChannels += 1 }
         }
@@ -175,12 +178,30 @@ public final class TCC: @unchecked Sendable {
         _ = try await bus.subscribe(Topics.channelUp(id, party: "+"), qos: .atLeastOnce) { [weak self] m in self?.onParty(m) }
     }
 
+    /// One read of each settlement template, shared by every channel that
+    /// uses it (thousands of channels opening or recovered at once would
+    /// otherwise each ask the chain and each keep a copy).
+    func template(id: String, version: Int) async throws -> Template {
+        let key = "\(id)#\(version)"
+        let task = lock.withLock { () -> Task<Template, any Error> in
+            if let t = templateTasks[key] { return t }
+            let t = Task { [templates] in try await templates.template(id: id, version: version) }
+            templateTasks[key] = t
+            return t
+        }
+        do { return try await task.value } catch {
+            // A failed read is tried again by the next channel that needs it.
+            lock.withLock { if templateTasks[key] == task { templateTasks[key] = nil } }
+            throw error
+        }
+    }
+
     func loadTemplate(_ box: ChannelBox) {
         // Terms never change: read here without the channel's queue.
         let terms = box.machine.terms
         Task {
             do {
-                let t = try await templates.template(id: terms.templateId, version: terms.templateVersion)
+                let t = try await template(id: terms.templateId, version: terms.templateVersion)
                 deliver(box, .template(t))
             } catch {
                 log("channel \(terms.channelId): settlement template \(terms.templateId) v\(terms.templateVersion) unavailable: \(error)")
