@@ -379,9 +379,19 @@ public struct PBFTReplica: Sendable {
         // overtake a commit in flight); later views are reached by new-view.
         guard s > durable.lastExec, s <= durable.lastExec + config.window, s <= highWater, v <= durable.view, v + 1 >= durable.view else { return }
         switch commits.add(VoteKey(view: v, seq: s), sender: m.sender, digest: d, m) {
-        case .equivocation: reject(m, .equivocation, "two commits for view \(v), sequence \(s)", &out)
-        case .duplicate: return
+        case .equivocation:
+            reject(m, .equivocation, "two commits for view \(v), sequence \(s)", &out)
+            return
+        case .duplicate: break
         case .added: tryCommitted(v, s, d, &out)
+        }
+        // 2f+1 replicas committed the next block, but this one cannot commit
+        // it from its own log (it missed the prepares, and may since have
+        // left the view suspecting the primary): fetch it, with its commit
+        // certificate, by state transfer. Otherwise, on a chain that goes
+        // idle, it would stay a block behind until `window` more commit.
+        if s == durable.lastExec + 1, ready[s] == nil, commits.voters(VoteKey(view: v, seq: s), digest: d).count >= config.quorum {
+            requestSync(hint: m.sender, &out)
         }
     }
 

@@ -154,6 +154,34 @@ import Testing
         #expect(rejections(r2.step(.message(sign(0, .prePrepare(view: 0, seq: 1, digest: PBFTReplica.nullDigest, payload: []))))) == [.badProposal])
     }
 
+    /// A replica that missed the prepares of the next block sees 2f+1
+    /// commits for it (retransmitted while the chain is idle): it cannot
+    /// commit from its own log, so it asks for state transfer — also when it
+    /// has meanwhile started a view change nobody else joined — and takes
+    /// the block with its certificate.
+    @Test func aCommitQuorumForABlockNotPreparedHereFetchesIt() {
+        var r = replica(3)
+        func syncs(_ out: [PBFTAction]) -> [UInt64] { out.compactMap { if case .requestSync(let f, _) = $0 { f } else { nil } } }
+        let payload: [UInt8] = [42]
+        let d = Digest.sha256(payload)
+        // The pre-prepare arrives, the other backups' prepares do not.
+        _ = r.step(.message(sign(0, .prePrepare(view: 0, seq: 1, digest: d, payload: payload))))
+        #expect(r.lastExecuted == 0)
+        // It suspects the primary and starts a view change alone.
+        for _ in 0..<(config.viewChangeTimeout + 1) { _ = r.step(.tick) }
+        #expect(r.isChangingView)
+        let commits = [0, 1, 2].map { sign($0, .commit(view: 0, seq: 1, digest: d)) }
+        var asked: [UInt64] = []
+        for c in commits { asked += syncs(r.step(.message(c))) }
+        #expect(asked == [1], "one state transfer from block 1 once 2f+1 commits are in")
+        _ = r.step(.synced(seq: 1, payload: payload, certificate: commits))
+        #expect(r.lastExecuted == 1)
+        // A quorum short of 2f+1 asks for nothing.
+        var r2 = replica(3)
+        _ = r2.step(.message(sign(0, .prePrepare(view: 0, seq: 1, digest: d, payload: payload))))
+        #expect(syncs(r2.step(.message(commits[0]))) + syncs(r2.step(.message(commits[1]))) == [])
+    }
+
     /// A block this replica prepared but saw no commit quorum for, proved
     /// committed by the commit certificate a view-change carries, is
     /// committed from it: if only a faulty replica executed it, a new view
