@@ -44,14 +44,6 @@ public struct ChannelBenchmark: Sendable {
     public static let tccRange = 1...8
     public static let idleRange = 0...50_000
 
-    static func run(_ exe: String, _ args: [String], timeout: Double) throws -> (code: Int32, out: String) {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: out) }
-        let p = try ChildProcess(path: exe, arguments: args, outputPath: out)
-        if !p.wait(timeout: timeout) { p.terminate(grace: 2) }
-        return (p.exitCode ?? -1, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
-    }
-
     /// user + system CPU of a process, in microseconds (Linux /proc, clock ticks).
     public static func cpuMicros(_ pid: pid_t) -> Int {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
@@ -115,12 +107,12 @@ public struct ChannelBenchmark: Sendable {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-channels-\(getpid())").path
         try? FileManager.default.removeItem(atPath: dir)
         defer {
-            _ = try? Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
+            _ = try? ChildProcess.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
             try? FileManager.default.removeItem(atPath: dir)
         }
         let initArgs = ["devnet", "init", "--dir", dir, "--tcc-count", String(o.tccs)] + (o.insecure ? ["--insecure"] : [])
-        guard try Self.run(exe, initArgs, timeout: 60).code == 0 else { throw Failure("devnet init failed") }
-        let up = try Self.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
+        guard try ChildProcess.run(exe, initArgs, timeout: 60).code == 0 else { throw Failure("devnet init failed") }
+        let up = try ChildProcess.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
         guard up.code == 0 else { throw Failure("devnet up failed: \(up.out)") }
         let net = try Devnet(dir: dir)
         let names = (1...o.tccs).map { "tcc\($0)" }
@@ -204,8 +196,8 @@ public struct ChannelBenchmark: Sendable {
             // opening them in a burst: the TCCs restart and recover them from
             // their stores, then settle.
             for n in names {
-                guard try Self.run(exe, ["devnet", "stop-node", "--dir", dir, n], timeout: 60).code == 0,
-                    try Self.run(exe, ["devnet", "start-node", "--dir", dir, n], timeout: 60).code == 0
+                guard try ChildProcess.run(exe, ["devnet", "stop-node", "--dir", dir, n], timeout: 60).code == 0,
+                    try ChildProcess.run(exe, ["devnet", "start-node", "--dir", dir, n], timeout: 60).code == 0
                 else { throw Failure("cannot restart \(n)") }
             }
             pids = names.compactMap { net.pid($0) }

@@ -1,4 +1,5 @@
 import EFSCCore
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -97,6 +98,16 @@ public final class ChildProcess: @unchecked Sendable {
             waited += 0.01
         }
         return true
+    }
+
+    /// Runs `path` to completion (terminated after `timeout` seconds) and
+    /// returns its exit status (-1 if it never exited) with what it printed.
+    public static func run(_ path: String, _ arguments: [String], timeout: Double) throws -> (code: Int32, out: String) {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-run-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try ChildProcess(path: path, arguments: arguments, outputPath: out)
+        if !p.wait(timeout: timeout) { p.terminate(grace: 2) }
+        return (p.exitCode ?? -1, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
     }
 
     /// SIGTERM, then SIGKILL after `grace` seconds.

@@ -54,22 +54,22 @@ struct BenchOnchain: AsyncParsableCommand {
             for mv in ms {
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-onchain-\(getpid())-\(mv)").path
                 defer {
-                    _ = try? Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
+                    _ = try? ChildProcess.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
                     try? FileManager.default.removeItem(atPath: dir)
                 }
-                guard try Self.run(exe, ["devnet", "init", "--dir", dir, "--nodes", String(nodes), "--m", String(mv)], timeout: 60).code == 0 else {
+                guard try ChildProcess.run(exe, ["devnet", "init", "--dir", dir, "--nodes", String(nodes), "--m", String(mv)], timeout: 60).code == 0 else {
                     throw CLIError("devnet init failed")
                 }
-                let up = try Self.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
+                let up = try ChildProcess.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
                 guard up.code == 0 else { throw CLIError("devnet up failed: \(up.out)") }
                 let net = try Devnet(dir: dir)
-                let load = try Self.run(
+                let load = try ChildProcess.run(
                     exe,
                     // The load stands for a TCC on the broker's host: the client account on the loopback listener.
                     ["chain", "load", "--network", dir, "--broker", net.brokerURL, "--identity", dir + "/tcc1.json", "--rate", String(rate), "--seconds", String(seconds),
                      "--batch", String(batch), "--in-flight", String(inFlight ?? max(4, min(2 * mv, 32))), "--json"], timeout: seconds + 120)
                 guard load.code == 0, let j = try? JSONParser.parse(load.out) else { throw CLIError("chain load failed: \(load.out)") }
-                _ = try Self.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
+                _ = try ChildProcess.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
                 let committed = (j["committed"]?.doubleValue ?? 0) * Double(batch)
                 let bytes = Self.directorySize(dir + "/node1/data/transaction")
                 var row: JSON = [
@@ -97,14 +97,6 @@ struct BenchOnchain: AsyncParsableCommand {
             }
             if json { Output.line(JSON.array(rows).prettyString()) }
         }
-    }
-
-    static func run(_ exe: String, _ args: [String], timeout: Double) throws -> (code: Int32, out: String) {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: out) }
-        let p = try ChildProcess(path: exe, arguments: args, outputPath: out)
-        if !p.wait(timeout: timeout) { p.terminate(grace: 2) }
-        return (p.exitCode ?? -1, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
     }
 
     static func directorySize(_ path: String) -> Int {

@@ -38,11 +38,11 @@ struct BenchReplay: AsyncParsableCommand {
             let exe = Devnet.executable
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("efsc-bench-replay-\(getpid())").path
             defer {
-                _ = try? BenchOnchain.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
+                _ = try? ChildProcess.run(exe, ["devnet", "down", "--dir", dir], timeout: 60)
                 try? FileManager.default.removeItem(atPath: dir)
             }
-            guard try BenchOnchain.run(exe, ["devnet", "init", "--dir", dir], timeout: 60).code == 0 else { throw CLIError("devnet init failed") }
-            let up = try BenchOnchain.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
+            guard try ChildProcess.run(exe, ["devnet", "init", "--dir", dir], timeout: 60).code == 0 else { throw CLIError("devnet init failed") }
+            let up = try ChildProcess.run(exe, ["devnet", "up", "--dir", dir], timeout: 120)
             guard up.code == 0 else { throw CLIError("devnet up failed: \(up.out)") }
             let net = try Devnet(dir: dir)
             let bus = try await net.connectOperator()
@@ -56,7 +56,7 @@ struct BenchReplay: AsyncParsableCommand {
             while filled < UInt64(blocks) {
                 loads += 1
                 guard loads <= 200 else { throw CLIError("the devnet reached only \(filled) blocks") }
-                let load = try BenchOnchain.run(
+                let load = try ChildProcess.run(
                     exe,
                     ["chain", "load", "--network", dir, "--broker", net.brokerURL, "--identity", dir + "/tcc1.json", "--rate", "1000", "--seconds", "3",
                      "--batch", String(batch), "--in-flight", String(inFlight), "--json"], timeout: 140)

@@ -410,7 +410,7 @@ public struct ChannelMachine: Sendable {
             next.lastEnd = p.end
             next.lastTscHash = hash
             next.sinceEvidence += 1
-            let n = max(terms.evidenceEvery, min(terms.evidenceEvery * max(ctx.evidenceFactor, 1), terms.evidenceEveryMax))
+            let n = EvidencePolicy.n(every: terms.evidenceEvery, maxEvery: terms.evidenceEveryMax, factor: ctx.evidenceFactor)
             var evidence: EvidenceItem?
             if p.final || next.sinceEvidence >= n {
                 evidence = EvidenceItem(channelId: id, sequence: p.seq, tscHash: hash)

@@ -30,5 +30,8 @@ public struct EvidencePolicy: Sendable, Equatable {
     }
 
     /// N for a channel whose TIC says `every`, at most `maxEvery`.
-    public func n(every: Int, maxEvery: Int) -> Int { max(every, min(every * factor, maxEvery)) }
+    public func n(every: Int, maxEvery: Int) -> Int { Self.n(every: every, maxEvery: maxEvery, factor: factor) }
+
+    /// N for a channel whose TIC says `every`, at most `maxEvery`, under `factor`.
+    public static func n(every: Int, maxEvery: Int, factor: Int) -> Int { max(every, min(every * max(factor, 1), maxEvery)) }
 }

@@ -120,7 +120,7 @@ extension TCC {
             return true
         }
         guard fresh else { return }
-        do { try store.open(box.machine.record, tic: tic) } catch {
+        do { try store.open(ChannelRecord(channelId: id), tic: tic) } catch {
             lock.withLock { channels[id] = nil }
             log("cannot persist channel \(id): \(error)")
             return

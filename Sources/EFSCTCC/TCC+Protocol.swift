@@ -14,11 +14,15 @@ extension TCC {
     final class ChannelBox: @unchecked Sendable {
         let queue: DispatchQueue
         var machine: ChannelMachine
+        /// What the service needs off the queue, fixed at creation.
+        let id: String
+        let template: (id: String, version: Int)
         init(queue: DispatchQueue, machine: ChannelMachine) {
             self.queue = queue
             self.machine = machine
+            id = machine.id
+            template = (machine.terms.templateId, machine.terms.templateVersion)
         }
-        var id: String { machine.id }
     }
 
     func context() -> ChannelContext {

@@ -135,6 +135,8 @@ public final class TCC: @unchecked Sendable {
             if r.state != .closed { openChannels += 1 }
         }
         for e in store.pendingEvidence() { pendingEvidence[e.channelId] = e }
+        // Read before connecting: once connected, a resumed session may deliver to the machines.
+        let recovered = channels.values.filter { $0.machine.state != .closed }
         if let p = config.metricsPort {
             let m = metrics
             metricsEndpoint = try MetricsEndpoint(port: p) { m.text() }
@@ -143,7 +145,7 @@ public final class TCC: @unchecked Sendable {
         try await bus.connect()
         try await chain.register(config.identity, nonce: nonces.next())
         try await bus.publish(Topics.presence(config.name), payload: Array(#"{"client":"\#(config.name)","state":"online"}"#.utf8))
-        for box in channels.values where box.machine.state != .closed {
+        for box in recovered {
             try await subscribe(box.id)
             loadTemplate(box)
         }
@@ -197,14 +199,13 @@ public final class TCC: @unchecked Sendable {
     }
 
     func loadTemplate(_ box: ChannelBox) {
-        // Terms never change: read here without the channel's queue.
-        let terms = box.machine.terms
+        let (id, version) = box.template
         Task {
             do {
-                let t = try await template(id: terms.templateId, version: terms.templateVersion)
+                let t = try await template(id: id, version: version)
                 deliver(box, .template(t))
             } catch {
-                log("channel \(terms.channelId): settlement template \(terms.templateId) v\(terms.templateVersion) unavailable: \(error)")
+                log("channel \(box.id): settlement template \(id) v\(version) unavailable: \(error)")
             }
         }
     }
